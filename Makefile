@@ -1,0 +1,29 @@
+# tinynet — everything a fresh machine needs is installed from here.
+PY      ?= python3
+PIP     ?= $(PY) -m pip
+DATADIR := /usr/share/datasets/fashion-mnist
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data demo test gpu-test clean
+
+setup:            ## install tinynet (editable) with test, Numba and plot extras
+	$(PIP) install -q -e ".[dev]"
+
+data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist package
+	@if [ ! -f $(DATADIR)/train-images-idx3-ubyte.gz ]; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+demo: setup data  ## the main job (for now: gradient-check the default CNN, list the models)
+	$(PY) -m tinynet gradcheck cnn_dropout02
+	$(PY) -m tinynet models
+
+test: setup data  ## lint + the whole test suite (GPU tests skip without a GPU)
+	ruff check .
+	$(PY) -m pytest -q
+
+gpu-test:         ## only the GPU tests (run where CuPy and a GPU exist)
+	$(PY) -m pytest -q -m gpu
+
+clean:
+	rm -rf runs .pytest_cache .hypothesis build *.egg-info

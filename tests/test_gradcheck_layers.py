@@ -1,0 +1,169 @@
+"""Every layer and the loss pass a float64 finite-difference gradient check,
+on shapes, strides and paddings drawn by hypothesis, on every backend."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tinynet
+from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from tinynet.losses import SoftmaxCrossEntropy
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def check_away_from_kinks(make_layer, shape, seed, **kw):
+    """Gradient-check at a random input; inputs that sit on a kink are redrawn."""
+    for attempt in range(20):
+        rng = np.random.default_rng([seed, attempt])
+        x = rng.standard_normal(shape)
+        report = tinynet.gradcheck(make_layer(), x, seed=seed, **kw)
+        if not report.near_kink:
+            break
+    assert not report.near_kink, "could not draw an input away from the kinks"
+    assert report.max_error < 1e-6, str(report)
+    return report
+
+
+paddings = st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 2))
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 3),
+    h=st.integers(3, 7), w=st.integers(3, 7),
+    k=st.integers(1, 3), s=st.integers(1, 2), pad=paddings, seed=st.integers(0, 2**16),
+)
+def test_conv2d_gradcheck(backend, n, c, f, h, w, k, s, pad, seed):
+    layer = lambda: Conv2D(f, k, stride=s, padding=pad, seed=seed)  # noqa: E731
+    check_away_from_kinks(layer, (n, c, h, w), seed)
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(2, 7), w=st.integers(2, 7),
+    k=st.integers(1, 3), s=st.integers(1, 3), pad=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2**16),
+)
+def test_maxpool2d_gradcheck(backend, n, c, h, w, k, s, pad, seed):
+    if pad == "valid" and (k > h or k > w):
+        return  # no output pixel; the layer rejects this (tested elsewhere)
+    check_away_from_kinks(lambda: MaxPool2D(k, stride=s, padding=pad), (n, c, h, w), seed)
+
+
+@SETTINGS
+@given(n=st.integers(1, 4), i=st.integers(1, 6), o=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_dense_gradcheck(backend, n, i, o, seed):
+    check_away_from_kinks(lambda: Dense(o, seed=seed), (n, i), seed)
+
+
+@pytest.mark.parametrize("make", [ReLU, Sigmoid, Softmax, Flatten], ids=lambda m: m.__name__)
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4), seed=st.integers(0, 2**16))
+def test_elementwise_gradcheck(backend, make, shape, seed):
+    if make is Softmax:
+        shape = shape[:2]
+    check_away_from_kinks(make, tuple(shape), seed)
+
+
+@SETTINGS
+@given(shape=st.sampled_from([(3, 4), (2, 3, 4, 4), (5, 2)]), rate=st.floats(0.1, 0.8), seed=st.integers(0, 2**16))
+def test_dropout_gradcheck(backend, shape, rate, seed):
+    check_away_from_kinks(lambda: Dropout(rate, seed=seed), shape, seed)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@SETTINGS
+@given(shape=st.sampled_from([(4, 3), (3, 2, 3, 3), (2, 5)]), seed=st.integers(0, 2**16))
+def test_batchnorm_gradcheck(backend, training, shape, seed):
+    def make():
+        bn = BatchNorm()
+        bn.build(shape[1:], np.float64)
+        rng = np.random.default_rng(seed)  # non-trivial gamma/beta/running stats
+        c = shape[1]
+        for key in ("gamma", "beta"):
+            bn.params[key].data = bn.params[key].data + backend.asarray(rng.standard_normal(c))
+        bn.state["moving_mean"].data = backend.asarray(rng.standard_normal(c))
+        bn.state["moving_variance"].data = backend.asarray(rng.uniform(0.5, 2, c))
+        return bn
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 2 + 1
+    if training:
+        report = tinynet.gradcheck(make(), x, seed=seed)
+    else:
+        # Inference mode: check through a wrapper model that runs forward(training=False).
+        layer = make()
+        y0 = layer.forward(backend.asarray(x), training=False)
+        g = backend.asarray(rng.standard_normal(y0.shape))
+        dx = host(layer.backward(g))
+        eps = 1e-6
+        i = (0,) * len(shape)
+        xp_, xm_ = x.copy(), x.copy()
+        xp_[i] += eps
+        xm_[i] -= eps
+        fp = float((layer.forward(backend.asarray(xp_)) * g).sum())
+        fm = float((layer.forward(backend.asarray(xm_)) * g).sum())
+        assert abs((fp - fm) / (2 * eps) - dx[i]) < 1e-7
+        return
+    assert report.max_error < 1e-6, str(report)
+
+
+@pytest.mark.parametrize("onehot", [False, True])
+@SETTINGS
+@given(n=st.integers(1, 5), k=st.integers(2, 6), scale=st.floats(0.1, 5), seed=st.integers(0, 2**16))
+def test_softmax_cross_entropy_gradcheck(backend, onehot, n, k, scale, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, k)) * scale
+    labels = rng.integers(0, k, n)
+    y = np.eye(k)[labels] if onehot else labels
+    loss = SoftmaxCrossEntropy()
+    x = backend.asarray(logits)
+    loss.forward(x, backend.asarray(y))
+    analytic = host(loss.backward())
+    eps = 1e-5  # well-conditioned logits (scale <= 5): the two-point formula suffices here
+    numeric = np.zeros_like(logits)
+    for idx in np.ndindex(*logits.shape):
+        lp, lm = logits.copy(), logits.copy()
+        lp[idx] += eps
+        lm[idx] -= eps
+        fp = float(loss.forward(backend.asarray(lp), backend.asarray(y)))
+        fm = float(loss.forward(backend.asarray(lm), backend.asarray(y)))
+        numeric[idx] = (fp - fm) / (2 * eps)
+    err = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-30)
+    assert err < 1e-6
+
+
+def test_whole_cnn_gradcheck_with_loss(backend):
+    """The course's CNN (with dropout, mask frozen) checked end to end through the loss."""
+    from models import build
+
+    model = build("cnn_dropout02", seed=1)
+    for attempt in range(10):
+        rng = np.random.default_rng(attempt)
+        x = rng.random((2, 1, 28, 28))
+        report = tinynet.gradcheck(model, x, rng.integers(0, 10, 2), SoftmaxCrossEntropy(), max_entries=8)
+        if not report.near_kink:
+            break
+    assert report.ok, str(report)
+    assert set(report.errors) >= {"conv2d.W", "conv2d_1.W", "dense.W", "dense_1.b", "input"}
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    """A test double whose backward has its sign flipped must fail the check."""
+
+    class BrokenDense(Dense):
+        def backward(self, dy):
+            dx = super().backward(dy)
+            self.params["W"].grad = -self.params["W"].grad
+            return dx
+
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    good = tinynet.gradcheck(Dense(2, seed=0), x)
+    bad = tinynet.gradcheck(BrokenDense(2, seed=0), x)
+    assert good.ok and not bad.ok
+    assert bad.errors["dense.W"] > 0.5 and bad.errors["input"] < 1e-6
+
+
+def host(a):
+    return tinynet.backend.to_numpy(a)

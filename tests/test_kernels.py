@@ -1,0 +1,86 @@
+"""Fast Conv2D / MaxPool2D equal their plain-loop references; col2im is im2col's adjoint."""
+
+import numpy as np
+from conftest import host, tol
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinynet import kernels
+from tinynet.kernels.naive import conv2d_naive, maxpool2d_naive
+from tinynet.layers import Conv2D, MaxPool2D
+
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+geometry = dict(
+    n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+    kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    pad=st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 2)), seed=st.integers(0, 2**16),
+)
+
+
+def fits(layer, shape):
+    try:
+        layer.output_shape(shape)
+        return True
+    except ValueError:
+        return False
+
+
+@SETTINGS
+@given(f=st.integers(1, 4), **geometry)
+def test_conv2d_matches_naive(backend, dtype, f, n, c, h, w, kh, kw, sh, sw, pad, seed):
+    layer = Conv2D(f, (kh, kw), stride=(sh, sw), padding=pad, seed=seed)
+    if not fits(layer, (c, h, w)):
+        return
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(dtype)
+    y = host(layer.forward(backend.asarray(x)))
+    assert y.dtype == dtype
+    W, b = host(layer.params["W"].data), host(layer.params["b"].data)
+    np.testing.assert_allclose(y, conv2d_naive(x, W, b, (sh, sw), layer.pads), **tol(dtype))
+
+
+@SETTINGS
+@given(**geometry)
+def test_maxpool2d_matches_naive(backend, dtype, n, c, h, w, kh, kw, sh, sw, pad, seed):
+    if isinstance(pad, int):
+        pad = "same" if pad else "valid"
+    layer = MaxPool2D((kh, kw), stride=(sh, sw), padding=pad)
+    if not fits(layer, (c, h, w)):
+        return
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(dtype)
+    y = host(layer.forward(backend.asarray(x)))
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, maxpool2d_naive(x, (kh, kw), (sh, sw), layer.pads))
+
+
+@SETTINGS
+@given(**geometry)
+def test_col2im_is_the_adjoint_of_im2col(backend, n, c, h, w, kh, kw, sh, sw, pad, seed):
+    """<im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of an adjoint."""
+    layer = Conv2D(1, (kh, kw), stride=(sh, sw), padding=pad)
+    if not fits(layer, (c, h, w)):
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    layer.build((c, h, w), np.float64)
+    cols = host(kernels.im2col(backend.asarray(x), kh, kw, (sh, sw), layer.pads))
+    g = rng.standard_normal(cols.shape)
+    back = host(kernels.col2im(backend.asarray(g), x.shape, kh, kw, (sh, sw), layer.pads))
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(cols * g), np.sum(x * back), rtol=1e-10)
+
+
+def test_im2col_round_trip_counts_window_overlaps(backend):
+    """col2im(im2col(x)) = x times the number of windows covering each pixel."""
+    x = np.ones((1, 1, 4, 4))
+    cols = kernels.im2col(backend.asarray(x), 3, 3, (1, 1), (0, 0, 0, 0))
+    counts = host(kernels.col2im(cols, x.shape, 3, 3, (1, 1), (0, 0, 0, 0)))
+    expected = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]], dtype=float)
+    np.testing.assert_array_equal(counts[0, 0], expected)
+
+
+def test_maxpool_routes_gradient_to_the_first_max_on_ties(backend):
+    x = np.array([[[[1.0, 1.0], [0.0, 1.0]]]])
+    layer = MaxPool2D(2)
+    layer.forward(backend.asarray(x))
+    dx = host(layer.backward(backend.asarray(np.ones((1, 1, 1, 1)))))
+    np.testing.assert_array_equal(dx[0, 0], [[1, 0], [0, 0]])

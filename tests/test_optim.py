@@ -1,0 +1,64 @@
+"""Adam and SGD steps equal their formulas, in the parameter's dtype, on every backend."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import host, tol
+
+from tinynet import Parameter
+from tinynet.optim import SGD, Adam
+
+
+def make_param(backend, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    p = Parameter(backend.asarray(rng.standard_normal((3, 4)).astype(dtype)))
+    return p, rng
+
+
+def test_adam_matches_the_formula_over_several_steps(backend, dtype):
+    p, rng = make_param(backend, dtype)
+    w = host(p.data).astype(np.float64)
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
+    opt = Adam([p], lr=lr)
+    for t in range(1, 6):
+        g = rng.standard_normal(w.shape).astype(dtype)
+        p.grad = backend.asarray(g)
+        opt.step()
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        assert p.data.dtype == dtype
+        np.testing.assert_allclose(host(p.data), w, **tol(dtype))
+    assert opt.t == 5
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_matches_the_formula(backend, dtype, momentum):
+    p, rng = make_param(backend, dtype)
+    w = host(p.data).astype(np.float64)
+    vel = np.zeros_like(w)
+    opt = SGD([p], lr=0.1, momentum=momentum)
+    for _ in range(4):
+        g = rng.standard_normal(w.shape).astype(dtype)
+        p.grad = backend.asarray(g)
+        opt.step()
+        vel = momentum * vel - 0.1 * g
+        w = w + vel
+        assert p.data.dtype == dtype
+        np.testing.assert_allclose(host(p.data), w, **tol(dtype))
+
+
+def test_optimizers_skip_non_trainable_parameters():
+    p = Parameter(np.ones(3))
+    frozen = Parameter(np.ones(3), trainable=False)
+    opt = Adam([p, frozen])
+    assert opt.params == [p]
+
+
+@pytest.mark.parametrize("lr", [0, -1, float("nan"), float("inf"), "0.1"])
+def test_bad_learning_rates_are_rejected(lr):
+    with pytest.raises(ValueError, match="learning rate"):
+        Adam([Parameter(np.ones(2))], lr=lr)

@@ -1,0 +1,40 @@
+"""summary() reproduces Keras's parameter counts for the course models."""
+
+import pytest
+
+import models
+from models import three_conv_base
+
+
+@pytest.mark.parametrize(
+    "name,total,trainable",
+    [
+        ("cnn_dropout02", 121_930, 121_930),
+        ("cnn_dropout05", 121_930, 121_930),
+        ("three_conv_cnn", 87_452, 87_452),
+        ("deep_bn_cnn", 1_813_050, 1_811_706),
+    ],
+)
+def test_course_model_parameter_counts(name, total, trainable):
+    model = models.build(name)
+    text = model.summary(print_fn=None)
+    assert f"Total params: {total:,}" in text
+    assert f"Trainable params: {trainable:,}" in text
+    assert f"Non-trainable params: {total - trainable:,}" in text
+    assert models.MODELS[name].params == total
+
+
+def test_three_conv_base_has_55744_params_and_ends_at_64x3x3():
+    base = three_conv_base()
+    assert sum(base.n_params()) == 55_744
+    assert base.output_shape == (64, 3, 3)
+
+
+def test_every_registered_model_reports_its_own_count():
+    for name, info in models.MODELS.items():
+        assert sum(models.build(name).n_params()) == info.params, name
+
+
+def test_summary_lists_layers_with_keras_style_names():
+    text = models.build("cnn_dropout02").summary(print_fn=None)
+    assert "conv2d_1 (Conv2D)" in text and "(None, 64, 5, 5)" in text and "dense_1 (Dense)" in text

@@ -1,0 +1,154 @@
+"""Which array library and which kernels the layers run on.
+
+A backend owns ``xp`` (NumPy or CuPy) and a set of kernels (im2col, col2im,
+max-pool forward/backward). Layer code only ever calls ``get_backend().xp`` and
+the entry points in :mod:`tinynet.kernels`, so it runs unchanged on all three:
+
+- ``"numpy"``: plain NumPy; the kernels are the readable reference.
+- ``"numba"``: NumPy arrays, with the memory-bound kernels compiled by Numba.
+- ``"cupy"``:  CuPy arrays on an NVIDIA GPU, kernels written in CUDA C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import optional
+
+NAMES = ("numpy", "numba", "cupy")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here; the message says why."""
+
+
+class Backend:
+    def __init__(self, name: str, xp, kernels):
+        self.name = name
+        self.xp = xp
+        self.kernels = kernels
+
+    def asarray(self, a, dtype=None):
+        """Copy a host (or same-backend) array onto this backend."""
+        if self.name == "cupy":
+            return self.xp.asarray(a, dtype=dtype)
+        return np.asarray(to_numpy(a), dtype=dtype)
+
+    def owns(self, a) -> bool:
+        """True when ``a`` is an array this backend can compute on."""
+        return isinstance(a, self.xp.ndarray)
+
+    def synchronize(self):
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+_cache: dict[str, Backend] = {}
+_current = "numpy"
+
+
+def _make(name: str) -> Backend:
+    if name == "numpy":
+        from .kernels import numpy_ref
+
+        return Backend("numpy", np, numpy_ref)
+    if name == "numba":
+        if not optional.available("numba"):
+            raise BackendUnavailable(
+                f"backend 'numba' needs Numba, which could not be imported "
+                f"({optional.why_unavailable('numba')}); install it with: pip install 'tinynet[numba]'"
+            )
+        from .kernels import numba_cpu
+
+        return Backend("numba", np, numba_cpu)
+    if name == "cupy":
+        cupy = optional.load("cupy")
+        if cupy is None:
+            raise BackendUnavailable(
+                f"backend 'cupy' is not usable here ({optional.why_unavailable('cupy')}); "
+                "it needs an NVIDIA GPU and: pip install 'tinynet[cuda]'"
+            )
+        from .kernels import cupy_gpu
+
+        return Backend("cupy", cupy, cupy_gpu)
+    raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The current backend, or the named one (built once, then cached)."""
+    name = _current if name is None else name
+    if isinstance(name, Backend):
+        return name
+    if name not in _cache:
+        _cache[name] = _make(name)
+    return _cache[name]
+
+
+def use_backend(name: str) -> Backend:
+    """Switch the process-wide backend; raises ``BackendUnavailable`` with the reason."""
+    global _current
+    backend = get_backend(name)
+    _current = backend.name
+    return backend
+
+
+@contextlib.contextmanager
+def using_backend(name: str):
+    """``with using_backend("numba"): ...`` — switch for a block, then switch back."""
+    global _current
+    previous = _current
+    backend = use_backend(name)
+    try:
+        yield backend
+    finally:
+        _current = previous
+
+
+def available_backends() -> list[str]:
+    out = []
+    for name in NAMES:
+        try:
+            get_backend(name)
+            out.append(name)
+        except BackendUnavailable:
+            pass
+    return out
+
+
+def array_library(a) -> str:
+    """'numpy' or 'cupy' — which library an array belongs to (or type name)."""
+    if isinstance(a, np.ndarray):
+        return "numpy"
+    mod = type(a).__module__.split(".")[0]
+    return mod
+
+
+def to_numpy(a):
+    """Bring any array back to the host as a NumPy array."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "get"):  # cupy.ndarray
+        return a.get()
+    return np.asarray(a)
+
+
+def check_array(a, what: str = "input", backend: Backend | None = None):
+    """Raise a clear TypeError if ``a`` is not an array of the given (current) backend."""
+    backend = backend or get_backend()
+    if not backend.owns(a):
+        lib = array_library(a)
+        hint = ""
+        if lib in ("numpy", "cupy"):
+            hint = (
+                f"; move it first, e.g. tinynet.get_backend({backend.name!r}).asarray(x)"
+                " or model.to(...)"
+            )
+        raise TypeError(
+            f"{what} is a {lib} {type(a).__name__} but the backend is {backend.name!r}, "
+            f"which computes on {backend.xp.__name__} arrays{hint}"
+        )

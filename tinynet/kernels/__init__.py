@@ -1,0 +1,31 @@
+"""Kernel entry points. Each dispatches to the current backend's implementation.
+
+The NumPy versions in :mod:`tinynet.kernels.numpy_ref` are the readable
+reference; :mod:`numba_cpu` and :mod:`cupy_gpu` must produce the same numbers.
+:mod:`naive` holds plain-loop versions of whole ops that the tests compare with.
+
+Shapes (NCHW):
+    x     (N, C, H, W)               pads (top, bottom, left, right)
+    cols  (N*OH*OW, C*KH*KW)         one row per output pixel
+    pool  y, argmax (N, C, OH, OW)   argmax indexes the window, 0..KH*KW-1
+"""
+
+from __future__ import annotations
+
+from ..backend import get_backend
+
+
+def im2col(x, kh, kw, stride, pads):
+    return get_backend().kernels.im2col(x, kh, kw, stride, pads)
+
+
+def col2im(cols, x_shape, kh, kw, stride, pads):
+    return get_backend().kernels.col2im(cols, x_shape, kh, kw, stride, pads)
+
+
+def maxpool_forward(x, kh, kw, stride, pads):
+    return get_backend().kernels.maxpool_forward(x, kh, kw, stride, pads)
+
+
+def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
+    return get_backend().kernels.maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads)

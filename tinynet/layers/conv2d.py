@@ -1,0 +1,85 @@
+"""2-D convolution as one matrix product: im2col, GEMM, and col2im for the way back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..backend import get_backend
+from ..init import glorot_uniform
+from ..padding import check_padding, output_size, pads_for, pair
+from .base import Layer
+
+
+class Conv2D(Layer):
+    """x (N, C, H, W) -> y (N, F, OH, OW).  W (F, C, KH, KW), b (F,).
+
+    Forward:  cols = im2col(x)            (N*OH*OW, C*KH*KW)
+              y    = cols @ W.reshape(F, -1).T + b
+    Backward: dW   = dy_rows.T @ cols,   db = sum of dy over N, OH, OW
+              dx   = col2im(dy_rows @ W.reshape(F, -1))
+    """
+
+    sample_ndim = 3
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding="valid", in_channels=None, seed=None):
+        super().__init__()
+        if not isinstance(out_channels, int) or isinstance(out_channels, bool) or out_channels < 1:
+            raise ValueError(f"out_channels must be a positive int, got {out_channels!r}")
+        self.out_channels = out_channels
+        self.kernel = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = check_padding(padding)
+        self.in_channels = in_channels
+        self.seed = seed
+        self.name = "conv2d"
+
+    def _geometry(self, input_shape):
+        c, h, w = input_shape
+        pads = pads_for(self.padding, (h, w), self.kernel, self.stride)
+        oh, ow = output_size((h, w), self.kernel, self.stride, pads)
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"Conv2D kernel {self.kernel} does not fit input {h}x{w} with padding {self.padding!r}"
+            )
+        return pads, oh, ow
+
+    def output_shape(self, input_shape):
+        _, oh, ow = self._geometry(input_shape)
+        return (self.out_channels, oh, ow)
+
+    def _create_params(self, rng):
+        c = self.input_shape[0]
+        if self.in_channels is not None and self.in_channels != c:
+            raise ValueError(f"Conv2D was declared with in_channels={self.in_channels} but got {c} channels")
+        self.in_channels = c
+        self.pads, self.oh, self.ow = self._geometry(self.input_shape)
+        kh, kw = self.kernel
+        f = self.out_channels
+        shape = (f, c, kh, kw)
+        self._new_param("W", glorot_uniform(rng, shape, fan_in=c * kh * kw, fan_out=f * kh * kw))
+        self._new_param("b", np.zeros(f))
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        n = x.shape[0]
+        kh, kw = self.kernel
+        W, b = self.params["W"].data, self.params["b"].data
+        cols = kernels.im2col(x, kh, kw, self.stride, self.pads)
+        y = cols @ W.reshape(self.out_channels, -1).T  # (N*OH*OW, F)
+        y += b
+        self.cols, self.x_shape = cols, x.shape
+        return y.reshape(n, self.oh, self.ow, self.out_channels).transpose(0, 3, 1, 2)
+
+    def backward(self, dy):
+        xp = get_backend().xp
+        kh, kw = self.kernel
+        W = self.params["W"]
+        dy_rows = xp.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(-1, self.out_channels)
+        W.grad = (dy_rows.T @ self.cols).reshape(W.data.shape)
+        self.params["b"].grad = dy_rows.sum(axis=0)
+        dcols = dy_rows @ W.data.reshape(self.out_channels, -1)
+        return kernels.col2im(dcols, self.x_shape, kh, kw, self.stride, self.pads)
+
+    def __repr__(self):
+        return f"Conv2D({self.out_channels}, kernel_size={self.kernel}, stride={self.stride}, padding={self.padding!r})"

@@ -1,0 +1,51 @@
+"""Fully connected layer: y = x @ W + b."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..init import glorot_uniform
+from .base import Layer
+
+
+class Dense(Layer):
+    """x (N, in) -> y (N, out).  W (in, out), b (out,).
+
+    Backward: dW = x.T @ dy,  db = dy summed over the batch,  dx = dy @ W.T
+    """
+
+    sample_ndim = 1
+
+    def __init__(self, out_features, in_features=None, seed=None):
+        super().__init__()
+        if not isinstance(out_features, int) or isinstance(out_features, bool) or out_features < 1:
+            raise ValueError(f"out_features must be a positive int, got {out_features!r}")
+        self.out_features = out_features
+        self.in_features = in_features
+        self.seed = seed
+        self.name = "dense"
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def _create_params(self, rng):
+        n_in = self.input_shape[0]
+        if self.in_features is not None and self.in_features != n_in:
+            raise ValueError(f"Dense was declared with in_features={self.in_features} but got {n_in}")
+        self.in_features = n_in
+        shape = (n_in, self.out_features)
+        self._new_param("W", glorot_uniform(rng, shape, fan_in=n_in, fan_out=self.out_features))
+        self._new_param("b", np.zeros(self.out_features))
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        self.x = x
+        return x @ self.params["W"].data + self.params["b"].data
+
+    def backward(self, dy):
+        self.params["W"].grad = self.x.T @ dy
+        self.params["b"].grad = dy.sum(axis=0)
+        return dy @ self.params["W"].data.T
+
+    def __repr__(self):
+        return f"Dense({self.out_features})"

@@ -1,0 +1,80 @@
+"""Max pooling: keep the largest value of each window; route gradients back to it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..backend import to_numpy
+from ..padding import check_padding, output_size, pads_for, pair
+from .base import Layer
+
+
+class MaxPool2D(Layer):
+    """x (N, C, H, W) -> y (N, C, OH, OW).  ``stride`` defaults to ``pool_size``.
+
+    Forward remembers which element of each window won (argmax); backward sends
+    each dy to that element only (ties: the first one in the window wins).
+    """
+
+    sample_ndim = 3
+
+    def __init__(self, pool_size=2, stride=None, padding="valid"):
+        super().__init__()
+        self.kernel = pair(pool_size, "pool_size")
+        if self.kernel[0] * self.kernel[1] > 127:
+            raise ValueError(f"pool_size {self.kernel} is too large (at most 127 elements per window)")
+        self.stride = pair(stride if stride is not None else self.kernel, "stride")
+        self.padding = check_padding(padding)
+        self.name = "max_pooling2d"
+
+    def _geometry(self, input_shape):
+        _, h, w = input_shape
+        pads = pads_for(self.padding, (h, w), self.kernel, self.stride)
+        oh, ow = output_size((h, w), self.kernel, self.stride, pads)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"MaxPool2D pool {self.kernel} does not fit input {h}x{w}")
+        return pads, oh, ow
+
+    def output_shape(self, input_shape):
+        _, oh, ow = self._geometry(input_shape)
+        return (input_shape[0], oh, ow)
+
+    def _create_params(self, rng):
+        self.pads, _, _ = self._geometry(self.input_shape)
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        kh, kw = self.kernel
+        y, self.argmax = kernels.maxpool_forward(x, kh, kw, self.stride, self.pads)
+        self.x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        kh, kw = self.kernel
+        return kernels.maxpool_backward(dy, self.argmax, self.x_shape, kh, kw, self.stride, self.pads)
+
+    def kink_margin(self, x):
+        """Smallest gap between the largest and second-largest value of a window.
+
+        Finite differences are only valid when a tiny nudge cannot change the
+        winner, so gradient checks want this well above their step size.
+        """
+        x = to_numpy(x).astype(np.float64)
+        pads = self.pads if self.built else pads_for(self.padding, x.shape[2:], self.kernel, self.stride)
+        kh, kw = self.kernel
+        sh, sw = self.stride
+        oh, ow = output_size(x.shape[2:], self.kernel, self.stride, pads)
+        xpad = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]), constant_values=-np.inf)
+        wins = [xpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] for i in range(kh) for j in range(kw)]
+        if len(wins) < 2:
+            return np.inf
+        top2 = np.sort(np.stack(wins), axis=0)[-2:]
+        gap = top2[1] - top2[0]
+        # A tie among zeros is a window a ReLU below switched off: nudging it
+        # cannot make a winner (the ReLU's own margin covers that), so skip it.
+        harmless = ~np.isfinite(gap) | (top2[1] == 0)
+        return float(np.min(np.where(harmless, np.inf, gap)))
+
+    def __repr__(self):
+        return f"MaxPool2D(pool_size={self.kernel}, stride={self.stride}, padding={self.padding!r})"

@@ -1,0 +1,51 @@
+"""Output sizes and padding amounts for windowed ops (Conv2D, MaxPool2D)."""
+
+from __future__ import annotations
+
+import math
+
+
+def pair(v, name: str) -> tuple[int, int]:
+    """3 -> (3, 3); (2, 3) -> (2, 3); anything else is a clear error."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = (v, v)
+    if (
+        not isinstance(v, (tuple, list))
+        or len(v) != 2
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v)
+    ):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def check_padding(padding):
+    ok = padding in ("valid", "same") or (
+        isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0
+    )
+    if not ok:
+        raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
+    return padding
+
+
+def pads_for(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]):
+    """Return (top, bottom, left, right).
+
+    'same' follows Keras/TensorFlow: output = ceil(input / stride), and when the
+    total padding is odd the extra row/column goes at the bottom/right.
+    """
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        out = []
+        for n, k, s in zip(size, kernel, stride, strict=True):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            out += [total // 2, total - total // 2]
+        return tuple(out)
+    p = int(padding)
+    return (p, p, p, p)
+
+
+def output_size(size, kernel, stride, pads) -> tuple[int, int]:
+    h = (size[0] + pads[0] + pads[1] - kernel[0]) // stride[0] + 1
+    w = (size[1] + pads[2] + pads[3] - kernel[1]) // stride[1] + 1
+    return h, w

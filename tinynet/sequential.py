@@ -1,0 +1,182 @@
+"""A stack of layers run in order; backward runs them in reverse."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import check_array, get_backend, to_numpy, using_backend
+from .layers.base import Layer, check_float_dtype, shape_hint
+
+
+class Sequential:
+    """``Sequential(layers, input_shape=None, dtype=np.float32, seed=None)``.
+
+    ``input_shape`` is one sample's shape, e.g. ``(1, 28, 28)``; with it every
+    layer is built at once (in_channels / in_features inferred). Without it the
+    model is built on the first ``forward``, taking that input's dtype. All
+    weight initialisation draws from ``numpy.random.default_rng(seed)``.
+
+    The model lives on the backend that was current when it was created
+    (``model.backend``); ``model.to("cupy")`` moves it, and its forward/backward
+    always run on it.
+    """
+
+    def __init__(self, layers, input_shape=None, dtype=np.float32, seed=None, name="sequential"):
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is a {type(layer).__name__}, not a tinynet Layer")
+        self.dtype = check_float_dtype(dtype)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.name = name
+        self.backend = get_backend().name
+        self._name_layers()
+        self.input_shape = None
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def _name_layers(self):
+        """Keras-style unique names: conv2d, conv2d_1, dense, dense_1, ..."""
+        seen: dict[str, int] = {}
+        for layer in self.layers:
+            base = layer.name.rsplit("_", 1)[0] if layer.name.rsplit("_", 1)[-1].isdigit() else layer.name
+            k = seen.get(base, 0)
+            layer.name = base if k == 0 else f"{base}_{k}"
+            seen[base] = k + 1
+
+    # -- building ------------------------------------------------------------
+    def build(self, input_shape, dtype=None):
+        input_shape = tuple(int(s) for s in input_shape)
+        if dtype is not None:
+            self.dtype = check_float_dtype(dtype)
+        with using_backend(self.backend):
+            shape = input_shape
+            for layer in self.layers:
+                if layer.built:
+                    if layer.input_shape != shape:
+                        raise ValueError(f"{layer.name} was built for {layer.input_shape}, model feeds it {shape}")
+                else:
+                    layer.build(shape, self.dtype, self.rng)
+                shape = layer.output_shape(shape)
+        self.input_shape = input_shape
+        self.output_shape = shape
+        return self
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    # -- running -----------------------------------------------------------------
+    def _check_input(self, x):
+        check_array(x, "model input", get_backend(self.backend))
+        if x.dtype.kind != "f":
+            raise TypeError(
+                f"model input must be float32 or float64, got {x.dtype}"
+                + ("; scale images first: tinynet.data.to_float(x)" if x.dtype.kind in "ui" else "")
+            )
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"model input is an empty batch, shape {tuple(x.shape)}")
+        if not self.built:
+            self.build(x.shape[1:], x.dtype)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+                + shape_hint(self.input_shape, tuple(x.shape[1:]))
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(f"model is {self.dtype} but the input is {x.dtype}; cast one of them")
+
+    def forward(self, x, training=False):
+        with using_backend(self.backend):
+            self._check_input(x)
+            for layer in self.layers:
+                x = layer.forward(x, training=training)
+            return x
+
+    __call__ = forward
+
+    def backward(self, dy):
+        with using_backend(self.backend):
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
+            return dy
+
+    def predict(self, x, batch_size=256):
+        """Outputs (logits) for host or device ``x``, in batches; returned on the host."""
+        backend = get_backend(self.backend)
+        outs = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            if not backend.owns(xb) and isinstance(xb, np.ndarray):
+                xb = backend.asarray(xb)
+            outs.append(to_numpy(self.forward(xb, training=False)))
+        if not outs:
+            raise ValueError("predict got no samples")
+        return np.concatenate(outs)
+
+    # -- parameters ------------------------------------------------------------
+    def parameters(self):
+        """Trainable parameters, in layer order."""
+        return [p for layer in self.layers for p in layer.params.values()]
+
+    def named_arrays(self):
+        """Every parameter and state tensor by a stable name, e.g. 'conv2d.W'."""
+        out = {}
+        for layer in self.layers:
+            for key, p in list(layer.params.items()) + list(layer.state.items()):
+                out[f"{layer.name}.{key}"] = p
+        return out
+
+    def n_params(self):
+        t = sum(layer.n_params()[0] for layer in self.layers)
+        nt = sum(layer.n_params()[1] for layer in self.layers)
+        return t, nt
+
+    def astype(self, dtype):
+        self.dtype = check_float_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def to(self, backend, optimizer=None):
+        """Move the model (and optionally its optimizer state) onto another backend."""
+        b = get_backend(backend)  # raises BackendUnavailable with the reason
+        for layer in self.layers:
+            layer.to(b)
+        if optimizer is not None:
+            optimizer.to(b)
+        self.backend = b.name
+        return self
+
+    def summary(self, print_fn=print) -> str:
+        """A Keras-like table: layer, output shape, parameter count; then the totals."""
+        if not self.built:
+            raise ValueError("summary() needs a built model: pass input_shape or run one forward first")
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str((None, *shape)), f"{sum(layer.n_params()):,}"))
+        w0 = max(len(r[0]) for r in rows) + 2
+        w1 = max(len(r[1]) for r in rows) + 2
+        line = "=" * (w0 + w1 + 10)
+        out = [f'Model: "{self.name}"', line]
+        out += [f"{a:<{w0}}{b:<{w1}}{c:>10}" for a, b, c in rows[:1]] + [line]
+        out += [f"{a:<{w0}}{b:<{w1}}{c:>10}" for a, b, c in rows[1:]]
+        t, nt = self.n_params()
+        nbytes = self.dtype.itemsize
+        out += [
+            line,
+            f"Total params: {t + nt:,} ({(t + nt) * nbytes / 1024:.2f} KB)",
+            f"Trainable params: {t:,} ({t * nbytes / 1024:.2f} KB)",
+            f"Non-trainable params: {nt:,} ({nt * nbytes / 1024:.2f} KB)",
+            line,
+        ]
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self):
+        return f"Sequential({self.layers!r})"
