@@ -13,10 +13,10 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 	@if [ ! -f $(DATADIR)/train-images-idx3-ubyte.gz ]; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
 	fi
+	$(PY) -m tinynet data
 
-demo: setup data  ## the main job (for now: gradient-check the default CNN, list the models)
-	$(PY) -m tinynet gradcheck cnn_dropout02
-	$(PY) -m tinynet models
+demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
+	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --out runs/cnn_dropout02
 
 test: setup data  ## lint + the whole test suite (GPU tests skip without a GPU)
 	ruff check .

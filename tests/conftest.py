@@ -38,3 +38,18 @@ def _reset_backend():
 
 def host(a):
     return tinynet.backend.to_numpy(a)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The real Fashion-MNIST. CI installs it (make data); elsewhere its absence skips."""
+    import os
+
+    from tinynet.data import DataError, load_fashion_mnist
+
+    try:
+        return load_fashion_mnist(download=False)
+    except DataError as exc:
+        if os.environ.get("CI"):
+            raise  # in CI the data must be there: fail loudly
+        pytest.skip(f"real Fashion-MNIST not installed: {exc}")

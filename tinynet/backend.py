@@ -40,6 +40,11 @@ class Backend:
         """True when ``a`` is an array this backend can compute on."""
         return isinstance(a, self.xp.ndarray)
 
+    def free_memory(self):
+        """Give cached device memory back (CuPy's pool); a no-op on the CPU."""
+        if self.name == "cupy":
+            self.xp.get_default_memory_pool().free_all_blocks()
+
     def synchronize(self):
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -37,9 +38,257 @@ def cmd_gradcheck(args):
     return 0 if report.ok else 1
 
 
+def _backend(name):
+    import tinynet
+
+    return tinynet.use_backend(name)  # BackendUnavailable (a RuntimeError) says why
+
+
+def _load_data(args):
+    from tinynet.data import load_fashion_mnist
+
+    return load_fashion_mnist(getattr(args, "data", None))
+
+
+def cmd_train(args):
+    import time
+
+    import models
+    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
+    from tinynet.checkpoint import load_checkpoint
+    from tinynet.data import to_float, train_val_split
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.report import build_report, format_text, write_outputs
+    from tinynet.train import fit
+
+    backend = _backend(args.backend)
+    (x_all, y_all), (x_test_u8, y_test) = _load_data(args)
+    if args.limit_test:
+        x_test_u8, y_test = x_test_u8[: args.limit_test], y_test[: args.limit_test]
+    if args.validation:
+        (x_tr_u8, y_tr), (x_val_u8, y_val) = train_val_split(x_all, y_all, args.validation, seed=args.seed)
+    else:
+        x_tr_u8, y_tr, x_val_u8, y_val = x_all, y_all, None, None
+    if args.limit_train:
+        x_tr_u8, y_tr = x_tr_u8[: args.limit_train], y_tr[: args.limit_train]
+    x_tr, x_test = to_float(x_tr_u8), to_float(x_test_u8)
+    val = (to_float(x_val_u8), y_val) if x_val_u8 is not None else None
+
+    model = models.build(args.model, seed=args.seed)
+    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr)
+    out = Path(args.out or f"runs/{args.model}")
+    best = out / "best.safetensors"
+    monitor = args.monitor or ("val_loss" if val else "loss")
+    callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
+    if args.patience is not None:
+        callbacks.append(EarlyStopping(monitor, patience=args.patience, restore_best_weights=True))
+    if args.lr_decay_steps:
+        callbacks.append(LearningRateScheduler(exponential_decay(args.lr, args.lr_decay_steps)))
+    if not args.quiet:
+        print(f"training {args.model} on {len(x_tr):,} images ({backend.name} backend), "
+              f"validating on {len(val[0]) if val else 0:,}, testing on {len(x_test):,}")
+    t0 = time.perf_counter()
+    history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
+                  resume_from=args.resume)
+    seconds = time.perf_counter() - t0
+    meta = {}
+    if args.select == "best" and best.exists():
+        meta = load_checkpoint(best, model)
+    chosen = int(meta["epoch"]) + 1 if meta else len(history)
+    report = build_report(model, loss, x_test, y_test, x_tr, y_tr)
+    text = format_text(report)
+    info = dict(model=args.model, backend=backend.name, epochs=len(history), batch_size=args.batch_size, lr=args.lr,
+                seed=args.seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
+                evaluated_epoch=chosen, selection=args.select, monitor=monitor, train_seconds=round(seconds, 1))
+    files = write_outputs(out, report, history.as_dict(), info, x_test_u8, y_test, x_tr_u8, y_tr, plots=not args.no_plots)
+    print(f"\n{args.model}: test accuracy {report['test']['accuracy']:.4f}, test loss {report['test']['loss']:.4f} "
+          f"(weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
+    print(text)
+    print("wrote " + ", ".join(str(f) for f in files + ([best] if best.exists() else [])))
+    return 0
+
+
+def _model_from_checkpoint(path, backend):
+    import models
+    from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+
+    meta, _, _ = read_checkpoint(path)
+    name = meta.get("model_name")
+    if name not in models.MODELS:
+        raise CheckpointError(f"{path}: model {name!r} is not one of tinynet's models")
+    model = models.build(name, dtype=meta.get("dtype", "float32"))
+    model.to(backend.name)
+    load_checkpoint(path, model)
+    return model, meta
+
+
+def cmd_evaluate(args):
+    from tinynet.data import to_float
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.report import build_report, format_text
+
+    backend = _backend(args.backend)
+    model, meta = _model_from_checkpoint(args.checkpoint, backend)
+    _, (x_test, y_test) = _load_data(args)
+    report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test)
+    report.pop("_test_logits")
+    print(f"{meta['model_name']} from {args.checkpoint} (epoch {int(meta['epoch']) + 1})")
+    print(format_text(report))
+    return 0
+
+
+def cmd_predict(args):
+    from tinynet.data import CLASS_NAMES, to_float
+    from tinynet.layers.softmax import softmax
+
+    backend = _backend(args.backend)
+    model, _ = _model_from_checkpoint(args.checkpoint, backend)
+    true = None
+    if args.image:
+        import matplotlib.image as mpimg
+
+        img = np.asarray(mpimg.imread(args.image), dtype=np.float64)
+        if img.ndim == 3:
+            img = img[..., :3].mean(axis=2)
+        if img.shape != (28, 28):
+            raise ValueError(f"{args.image}: expected a 28x28 image, got {img.shape[1]}x{img.shape[0]}")
+        if img.max() > 1:
+            img = img / 255
+        u8 = np.round(img * 255).astype(np.uint8)
+    else:
+        _, (x_test, y_test) = _load_data(args)
+        if not 0 <= args.index < len(x_test):
+            raise ValueError(f"--index must be in [0, {len(x_test) - 1}], got {args.index}")
+        u8, true = x_test[args.index], int(y_test[args.index])
+    logits = model.predict(to_float(u8[None]).astype(model.dtype))
+    probs = np.asarray(softmax(logits.astype(np.float64)))[0]
+    pred = int(probs.argmax())
+    print(f"predicted: {CLASS_NAMES[pred]} ({probs[pred]:.2%})" + (f"   true: {CLASS_NAMES[true]}" if true is not None else ""))
+    for i in np.argsort(probs)[::-1]:
+        print(f"  {CLASS_NAMES[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
+    if args.plot:
+        from tinynet.plots import prediction_bars
+
+        print(f"wrote {prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)}")
+    return 0
+
+
+def cmd_data(args):
+    from tinynet.data import CLASS_NAMES, find_data_dir, load_fashion_mnist
+
+    d = find_data_dir(args.data)
+    (xtr, ytr), (xte, yte) = load_fashion_mnist(args.data)
+    print(f"Fashion-MNIST in {d}: all four files present, MD5 of the content verified")
+    for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        counts = np.bincount(y, minlength=10)
+        print(f"  {name}: images {x.shape} {x.dtype}, values {x.min()}..{x.max()}, mean {x.mean() / 255:.4f} "
+              f"(scaled), missing values 0; labels {y.shape}, per class {counts.min()}..{counts.max()}")
+    print("  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)))
+    if args.plots:
+        from tinynet.plots import dataset_statistics, sample_grid
+
+        print("wrote", sample_grid(xtr, ytr, CLASS_NAMES, Path(args.plots) / "samples.png"),
+              dataset_statistics(xtr, ytr, CLASS_NAMES, Path(args.plots) / "dataset.png"))
+    return 0
+
+
+def cmd_inspect(args):
+    import models
+    from tinynet.backend import to_numpy
+    from tinynet.losses import SoftmaxCrossEntropy
+
+    _backend(args.backend)
+    model = models.build(args.model, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    try:
+        from tinynet.data import load_fashion_mnist, to_float
+
+        (x_u8, y), _ = load_fashion_mnist(download=False)
+        idx = rng.choice(len(x_u8), args.batch, replace=False)
+        x, y, source = to_float(x_u8[idx]), y[idx], "Fashion-MNIST training images"
+    except Exception:
+        x, y, source = rng.random((args.batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, args.batch), "random"
+    print(f"one batch of {args.batch} {source} through {args.model} (training mode)\n")
+    from tinynet.backend import get_backend
+
+    h = get_backend(model.backend).asarray(x)
+    acts = []
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+        acts.append(to_numpy(h))
+    loss = SoftmaxCrossEntropy()
+    value = float(loss.forward(h, get_backend(model.backend).asarray(y)))
+    grads = [None] * len(model.layers)
+    d = loss.backward()
+    for i in reversed(range(len(model.layers))):
+        grads[i] = to_numpy(d)  # gradient w.r.t. this layer's output
+        d = model.layers[i].backward(d)
+    hdr = f"{'layer':<24}{'output shape':<20}{'mean':>9}{'std':>9}{'zeros':>7}{'|dL/dout|':>11}{'|dL/dW|':>10}"
+    print(hdr)
+    print("-" * len(hdr))
+    for layer, a, g in zip(model.layers, acts, grads, strict=True):
+        pg = layer.params.get("W") or layer.params.get("gamma")
+        gw = f"{float(np.linalg.norm(to_numpy(pg.grad))):>10.2e}" if pg is not None else f"{'':>10}"
+        print(f"{layer.name:<24}{str(a.shape):<20}{a.mean():>9.3f}{a.std():>9.3f}{(a == 0).mean():>7.0%}"
+              f"{np.linalg.norm(g):>11.2e}{gw}")
+    print(f"\nloss {value:.4f} (a fresh model should be near ln 10 = 2.3026)")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
     sub = p.add_subparsers(dest="command", required=True)
+
+    backends = ["numpy", "numba", "cupy"]
+    s = sub.add_parser("train", help="train a model on Fashion-MNIST, then print and save the report")
+    s.add_argument("--model", default="cnn_dropout02")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--backend", default="numpy", choices=backends)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="output folder (default runs/MODEL)")
+    s.add_argument("--validation", type=int, default=10_000, help="images held out of training (0: none)")
+    s.add_argument("--monitor", help="metric for the best checkpoint (default val_loss, or loss)")
+    s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
+    s.add_argument("--patience", type=int, help="early stopping patience (restores the best weights)")
+    s.add_argument("--lr-decay-steps", type=float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--resume", help="continue from this checkpoint")
+    s.add_argument("--limit-train", type=int, help="use only the first N training images")
+    s.add_argument("--limit-test", type=int, help="use only the first N test images")
+    s.add_argument("--data", help="folder with the four .gz files")
+    s.add_argument("--no-plots", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
+    s.add_argument("checkpoint")
+    s.add_argument("--backend", default="numpy", choices=backends)
+    s.add_argument("--data")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)")
+    s.add_argument("checkpoint")
+    s.add_argument("--index", type=int, default=0)
+    s.add_argument("--image")
+    s.add_argument("--plot", help="write the image and its probability bars to this PNG")
+    s.add_argument("--backend", default="numpy", choices=backends)
+    s.add_argument("--data")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("data", help="find (or fetch), verify and describe Fashion-MNIST")
+    s.add_argument("--data")
+    s.add_argument("--plots", help="also write samples.png and dataset.png into this folder")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("inspect", help="one batch through a model: shapes, activation and gradient statistics")
+    s.add_argument("model", nargs="?", default="cnn_dropout02")
+    s.add_argument("--batch", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--backend", default="numpy", choices=backends)
+    s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("models", help="list the models with parameter counts")
     s.set_defaults(func=cmd_models)

@@ -1,0 +1,75 @@
+"""The tinynet command line, end to end on a tiny slice of the real data."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tinynet.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(fashion, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc = main(["train", "--epochs", "1", "--limit-train", "600", "--limit-test", "200", "--validation", "200",
+               "--quiet", "--out", str(out), "--seed", "1"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_report_checkpoint_and_plots(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"metrics.json", "best.safetensors", "history.png", "confusion_test.png", "confusion_train.png",
+            "prediction.png", "samples.png", "dataset.png"} <= names
+    m = json.loads((trained / "metrics.json").read_text())
+    assert 0 < m["test_accuracy"] <= 1 and m["test_loss"] > 0
+    assert len(m["test"]["confusion_matrix"]) == 10 and sum(map(sum, m["test"]["confusion_matrix"])) == 200
+    assert sum(map(sum, m["train"]["confusion_matrix"])) == 600
+    assert set(m["test"]["per_class"]) >= {"classes", "macro avg", "weighted avg", "accuracy"}
+    assert len(m["history"]["loss"]) == 1
+
+
+def test_evaluate_and_predict_a_checkpoint(trained, capsys):
+    assert main(["evaluate", str(trained / "best.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "== test: accuracy" in out and "confusion matrix" in out and "macro avg" in out
+    assert main(["predict", str(trained / "best.safetensors"), "--index", "3", "--plot", str(trained / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert "predicted:" in out and "true:" in out and (trained / "p.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["models"], "1,813,050"),
+        (["gradcheck", "cnn_dropout02", "--entries", "3"], "PASS"),
+        (["inspect", "cnn_dropout02", "--batch", "4"], "loss"),
+        (["data"], "MD5 of the content verified"),
+    ],
+)
+def test_subcommands(fashion, capsys, argv, expect):
+    assert main(argv) == 0
+    assert expect in capsys.readouterr().out
+
+
+def test_errors_are_one_clear_line_and_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet: error:") and "not a valid safetensors checkpoint" in err
+
+
+def test_unavailable_backend_says_why(capsys):
+    import tinynet
+
+    if "cupy" in tinynet.available_backends():
+        pytest.skip("CuPy works here")
+    assert main(["gradcheck", "--backend", "cupy"]) == 2
+    assert "backend 'cupy' is not usable here" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "tinynet", "models"], capture_output=True, text=True)
+    assert r.returncode == 0 and "cnn_dropout02" in r.stdout

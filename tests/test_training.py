@@ -1,0 +1,165 @@
+"""fit, callbacks and checkpoints: determinism, early stopping, best-only saving, schedules, resume."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from helpers import tiny_data, tiny_model
+
+from tinynet.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    NonFiniteLossError,
+    exponential_decay,
+)
+from tinynet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinynet.losses import SoftmaxCrossEntropy
+from tinynet.optim import Adam
+from tinynet.train import evaluate, fit
+
+
+def train(epochs=3, seed=0, callbacks=(), backend="numpy", **kw):
+    model = tiny_model(seed)
+    model.to(backend)
+    opt = Adam(model.parameters(), lr=0.01)
+    x, y = tiny_data()
+    h = fit(model, SoftmaxCrossEntropy(), opt, x, y, epochs=epochs, batch_size=16, validation_data=tiny_data(48, 1),
+            seed=seed, callbacks=callbacks, verbose=False, **kw)
+    return model, opt, h
+
+
+def weights(model):
+    return {k: np.array(p.data) for k, p in model.named_arrays().items()}
+
+
+def test_fit_learns_and_records_history():
+    model, _, h = train(epochs=6)
+    assert len(h) == 6 and set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert h.history["val_accuracy"][-1] > 0.8
+
+
+def test_same_seed_same_numbers_different_seed_different_numbers(backend):
+    a, _, ha = train(seed=3, backend=backend.name)
+    b, _, hb = train(seed=3, backend=backend.name)
+    c, _, hc = train(seed=4, backend=backend.name)
+    assert ha.history["loss"] == hb.history["loss"]
+    for k, v in weights(a).items():
+        np.testing.assert_array_equal(v, weights(b)[k])
+    assert ha.history["loss"] != hc.history["loss"]
+
+
+def test_early_stopping_restores_best_weights_even_without_running_out_of_patience():
+    class Snapshot(Callback):
+        def on_train_begin(self, run):
+            self.per_epoch = []
+
+        def on_epoch_end(self, epoch, logs, run):
+            self.per_epoch.append(weights(run.model))
+
+    snap = Snapshot()
+    es = EarlyStopping("val_loss", patience=100, restore_best_weights=True)
+    model, _, h = train(epochs=8, callbacks=[snap, es])
+    assert es.stopped_epoch is None  # patience never ran out
+    best = int(np.argmin(h.history["val_loss"]))
+    assert best == es.best_epoch
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, snap.per_epoch[best][k])
+
+
+def test_early_stopping_stops_after_patience():
+    es = EarlyStopping("val_loss", patience=1, min_delta=10.0)  # nothing improves by 10
+    _, _, h = train(epochs=8, callbacks=[es])
+    assert len(h) == 2 and es.stopped_epoch == 1
+
+
+def test_model_checkpoint_saves_only_on_improvement(tmp_path):
+    ck = ModelCheckpoint(tmp_path / "best.safetensors", monitor="val_loss", save_best_only=True)
+    _, _, h = train(epochs=6, callbacks=[ck])
+    v = h.history["val_loss"]
+    improved = [e for e in range(len(v)) if v[e] < min(v[:e], default=math.inf)]
+    assert ck.saved_epochs == improved
+    model = tiny_model(99)
+    meta = load_checkpoint(tmp_path / "best.safetensors", model)
+    assert int(meta["epoch"]) == improved[-1]
+
+
+def test_exponential_decay_schedule_values():
+    sched = exponential_decay(0.01, 10)
+    assert sched(0) == pytest.approx(0.01)
+    assert sched(10) == pytest.approx(0.001)
+    assert sched(5) == pytest.approx(0.01 * 0.1**0.5)
+    _, opt, h = train(epochs=3, callbacks=[LearningRateScheduler(sched)])
+    assert h.history["lr"] == pytest.approx([sched(0), sched(1), sched(2)])
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, backend):
+    model, opt, _ = train(epochs=2, backend=backend.name)
+    x, _ = tiny_data(20, 5)
+    save_checkpoint(tmp_path / "m.safetensors", model, opt, epoch=1)
+    fresh = tiny_model(7).to(backend.name)
+    fresh_opt = Adam(fresh.parameters())
+    load_checkpoint(tmp_path / "m.safetensors", fresh, fresh_opt)
+    np.testing.assert_array_equal(model.predict(x), fresh.predict(x))
+    assert fresh_opt.t == opt.t and fresh_opt.lr == opt.lr
+
+
+def test_resume_equals_an_uninterrupted_run_bitwise(tmp_path):
+    straight, opt_a, h_a = train(epochs=4)
+    ck = ModelCheckpoint(tmp_path / "ck.safetensors", monitor="val_loss", save_best_only=False)
+    train(epochs=2, callbacks=[ck])
+    resumed, opt_b, h_b = train(epochs=4, resume_from=tmp_path / "ck.safetensors")
+    assert h_b.history["loss"] == h_a.history["loss"]
+    for k, v in weights(straight).items():
+        np.testing.assert_array_equal(v, weights(resumed)[k])
+    assert opt_a.t == opt_b.t
+    for a, b in zip(opt_a.m + opt_a.v, opt_b.m + opt_b.v, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_holds_the_promised_metadata(tmp_path):
+    model, opt, h = train(epochs=1)
+    save_checkpoint(tmp_path / "c.safetensors", model, opt, epoch=0, rng=np.random.default_rng(1), history=h.as_dict())
+    from tinynet.checkpoint import read_checkpoint
+
+    meta, shapes, _ = read_checkpoint(tmp_path / "c.safetensors")
+    assert meta["format"] == "tinynet-checkpoint" and meta["format_version"] == "1" and meta["model_name"] == "tiny"
+    assert "train_rng" in meta and "dropout" in json.loads(meta["layer_rngs"])
+    assert shapes["model/batch_normalization.moving_mean"] == (4,)
+    assert "optimizer/m.0" in shapes and meta["optimizer_t"] == str(opt.t)
+
+
+def test_nan_in_the_data_stops_training_naming_epoch_and_step(tmp_path):
+    model = tiny_model()
+    x, y = tiny_data()
+    x[40, 0, 3, 3] = np.nan  # in the third batch of 16 (no shuffling)
+    ck = ModelCheckpoint(tmp_path / "ck.safetensors", monitor="loss", save_best_only=False)
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 3"):
+        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), x, y, epochs=2, batch_size=16, shuffle=False,
+            callbacks=[ck], verbose=False)
+    assert not (tmp_path / "ck.safetensors").exists()
+
+
+def test_evaluate_reports_loss_and_accuracy():
+    model, _, _ = train(epochs=4)
+    x, y = tiny_data(48, 1)
+    r = evaluate(model, SoftmaxCrossEntropy(), x, y)
+    assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and r["predictions"].shape == (48,)
+
+
+def test_checkpoint_of_another_model_is_refused_with_names_and_shapes(tmp_path):
+    from helpers import tiny_model as make
+
+    from tinynet import Sequential
+    from tinynet.layers import Conv2D, Dense, Flatten
+
+    other = Sequential([Conv2D(8, 3), Flatten(), Dense(3)], input_shape=(1, 8, 8), name="other")
+    save_checkpoint(tmp_path / "o.safetensors", other)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "o.safetensors", make())
+    msg = str(err.value)
+    assert "conv2d.W: checkpoint has shape (8, 1, 3, 3), model has (4, 1, 3, 3)" in msg
+    assert "missing parameter batch_normalization.gamma" in msg

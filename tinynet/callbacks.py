@@ -1,0 +1,157 @@
+"""Keras-style callbacks for :func:`tinynet.train.fit`.
+
+A callback gets ``on_train_begin(run)``, ``on_epoch_begin(epoch, run)``,
+``on_batch_end(step, logs, run)``, ``on_epoch_end(epoch, logs, run)`` and
+``on_train_end(run)``. ``run`` is the :class:`~tinynet.train.Run` (model,
+optimizer, history, ``stop_training`` flag).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import to_numpy
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+class Callback:
+    def on_train_begin(self, run): ...
+    def on_epoch_begin(self, epoch, run): ...
+    def on_batch_end(self, step, logs, run): ...
+    def on_epoch_end(self, epoch, logs, run): ...
+    def on_train_end(self, run): ...
+
+
+def _better(mode, monitor):
+    if mode == "auto":
+        mode = "max" if "acc" in monitor else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    return mode
+
+
+def _monitored(logs, monitor):
+    if monitor not in logs:
+        raise ValueError(f"cannot monitor {monitor!r}: the epoch logs hold {sorted(logs)}")
+    return logs[monitor]
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the best epoch's weights are put back at
+    the end of training *whether or not* patience ran out (Keras only restores
+    them when it stops early, a common surprise).
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False):
+        self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
+        self.mode = _better(mode, monitor)
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, run):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch, self.wait, self.best_weights, self.stopped_epoch = None, 0, None, None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs, run):
+        value = _monitored(logs, self.monitor)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: to_numpy(p.data).copy() for k, p in run.model.named_arrays().items()}
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:  # Keras: patience epochs without improvement
+                self.stopped_epoch = epoch
+                run.stop_training = True
+
+    def on_train_end(self, run):
+        if self.restore_best_weights and self.best_weights is not None:
+            from .backend import get_backend
+
+            b = get_backend(run.model.backend)
+            for k, p in run.model.named_arrays().items():
+                p.data = b.asarray(self.best_weights[k])
+            run.log(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1} ({self.monitor}={self.best:.4f})")
+
+
+class ModelCheckpoint(Callback):
+    """Save a checkpoint after an epoch; with ``save_best_only`` only when ``monitor`` improved.
+
+    A non-finite monitored value never counts as an improvement, so a diverged
+    run can never overwrite the last good checkpoint.
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto"):
+        self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
+        self.mode = _better(mode, monitor)
+
+    def on_train_begin(self, run):
+        if not hasattr(self, "best"):
+            self.best = math.inf if self.mode == "min" else -math.inf
+        self.saved_epochs = []
+
+    def on_epoch_end(self, epoch, logs, run):
+        from .checkpoint import save_checkpoint
+
+        value = _monitored(logs, self.monitor)
+        if not np.isfinite(value):
+            return
+        improved = value < self.best if self.mode == "min" else value > self.best
+        if self.save_best_only and not improved:
+            return
+        self.best = value if improved else self.best
+        save_checkpoint(
+            self.path, run.model, run.optimizer, epoch=epoch, rng=run.rng, history=run.history.as_dict(),
+            extra={"monitor": self.monitor, "best": value},
+        )
+        self.saved_epochs.append(epoch)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch to ``schedule(epoch, lr)``."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, run):
+        lr = float(self.schedule(epoch, run.optimizer.lr))
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"schedule gave learning rate {lr!r} for epoch {epoch}")
+        run.optimizer.lr = lr
+
+
+def exponential_decay(initial_lr, decay_steps):
+    """The course's schedule: lr(epoch) = initial_lr * 0.1 ** (epoch / decay_steps)."""
+
+    def schedule(epoch, lr=None):
+        return initial_lr * 0.1 ** (epoch / decay_steps)
+
+    return schedule
+
+
+class TerminateOnNaN(Callback):
+    """Stop with :class:`NonFiniteLossError` as soon as the loss is NaN or infinite.
+
+    ``fit`` adds one unless told not to. It raises (rather than quietly
+    stopping) so no checkpoint of the broken weights is written afterwards.
+    """
+
+    def on_batch_end(self, step, logs, run):
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            earlier = f" (or up to {run.sync_every - 1} steps before)" if run.sync_every > 1 else ""
+            raise NonFiniteLossError(
+                f"loss became {loss} at epoch {run.epoch + 1}, step {step + 1}{earlier}; "
+                "check the inputs for NaN and the learning rate"
+            )

@@ -1,0 +1,148 @@
+"""Checkpoints in safetensors: weights, BatchNorm running stats, optimizer state,
+epoch, RNG states and history — and never pickle, so loading cannot run code.
+
+Writes are atomic (a temp file in the same folder, then ``os.replace``): a
+crash mid-save leaves the previous checkpoint intact and no temp file behind.
+Loading validates the file (safetensors checks the header against the file
+size before reading any tensor) and compares every name and shape with the
+model *before* any data is read, naming each mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .backend import get_backend, to_numpy
+
+FORMAT = "tinynet-checkpoint"
+FORMAT_VERSION = "1"
+
+
+class CheckpointError(ValueError):
+    """The file is not a usable tinynet checkpoint for this model; the message says why."""
+
+
+def _rng_states(model):
+    """The bit-generator states of every Dropout layer's generator, by layer name."""
+    return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
+
+
+def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=None, extra=None):
+    """Write ``model`` (+ optimizer, epoch, RNG states, history) to ``path`` atomically."""
+    from safetensors.numpy import save
+
+    tensors = {f"model/{k}": np.ascontiguousarray(to_numpy(p.data)) for k, p in model.named_arrays().items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": model.name,
+        "dtype": str(model.dtype),
+        "input_shape": json.dumps(list(model.input_shape)),
+        "epoch": str(int(epoch)),
+        "layer_rngs": json.dumps(_rng_states(model)),
+    }
+    if optimizer is not None:
+        for k, v in optimizer.state_arrays().items():
+            tensors[f"optimizer/{k}"] = np.ascontiguousarray(to_numpy(v))
+        meta.update(optimizer=type(optimizer).__name__, optimizer_t=str(optimizer.t), lr=repr(optimizer.lr))
+    if rng is not None:
+        meta["train_rng"] = json.dumps(rng.bit_generator.state)
+    if history is not None:
+        meta["history"] = json.dumps(history)
+    for k, v in (extra or {}).items():
+        meta[f"extra.{k}"] = str(v)
+    blob = save(tensors, metadata=meta)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path):
+    """Open and validate a checkpoint: returns (metadata, {name: shape}, reader). No tensor is read yet."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        f = safe_open(str(path), framework="np")
+        meta = f.metadata() or {}
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: not a valid safetensors checkpoint ({type(exc).__name__}: {exc})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tinynet checkpoint (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {meta.get('format_version')!r}, this tinynet reads {FORMAT_VERSION!r}"
+        )
+    return meta, shapes, f
+
+
+def load_checkpoint(path, model, optimizer=None, rng=None):
+    """Load ``path`` into ``model`` (and ``optimizer``, ``rng``) in place; returns the metadata.
+
+    Every mismatch (missing, unexpected or differently shaped tensor) is listed
+    in one CheckpointError before anything is changed.
+    """
+    from safetensors import SafetensorError
+
+    meta, shapes, f = read_checkpoint(path)
+    arrays = model.named_arrays()
+    problems = []
+    for name, p in arrays.items():
+        key = f"model/{name}"
+        if key not in shapes:
+            problems.append(f"missing parameter {name} (model has shape {tuple(p.shape)})")
+        elif shapes[key] != tuple(p.shape):
+            problems.append(f"parameter {name}: checkpoint has shape {shapes[key]}, model has {tuple(p.shape)}")
+    for key in shapes:
+        if key.startswith("model/") and key[6:] not in arrays:
+            problems.append(f"unexpected parameter {key[6:]} with shape {shapes[key]} (not in this model)")
+    opt_keys = {}
+    if optimizer is not None:
+        opt_keys = {k: v for k, v in optimizer.state_arrays().items()}
+        if meta.get("optimizer") != type(optimizer).__name__:
+            problems.append(f"optimizer is {type(optimizer).__name__}, checkpoint holds {meta.get('optimizer')!r}")
+        for k, v in opt_keys.items():
+            if shapes.get(f"optimizer/{k}") != tuple(v.shape):
+                problems.append(f"optimizer state {k}: checkpoint has {shapes.get(f'optimizer/{k}')}, expected {tuple(v.shape)}")
+    if problems:
+        raise CheckpointError(f"{path} does not fit model {model.name!r}:\n  " + "\n  ".join(problems))
+
+    backend = get_backend(model.backend)
+    try:
+        loaded = {name: f.get_tensor(f"model/{name}") for name in arrays}
+        opt_loaded = {k: f.get_tensor(f"optimizer/{k}") for k in opt_keys}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: could not read tensor data ({exc})") from None
+    for name, p in arrays.items():
+        if loaded[name].dtype != np.dtype(model.dtype):
+            raise CheckpointError(f"{path}: {name} is {loaded[name].dtype}, model is {model.dtype}")
+        p.data = backend.asarray(loaded[name])
+    if optimizer is not None:
+        optimizer.load_state_arrays({k: backend.asarray(v) for k, v in opt_loaded.items()}, int(meta["optimizer_t"]))
+        optimizer.lr = float(meta["lr"])
+    states = json.loads(meta.get("layer_rngs", "{}"))
+    for layer in model.layers:
+        if layer.name in states and hasattr(layer, "rng"):
+            layer.rng.bit_generator.state = states[layer.name]
+    if rng is not None and "train_rng" in meta:
+        rng.bit_generator.state = json.loads(meta["train_rng"])
+    return meta

@@ -1,0 +1,94 @@
+"""The evaluation report of a trained model: numbers, text and plots, as the course shows them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .data import CLASS_NAMES
+from .layers.softmax import softmax
+from .train import evaluate
+
+
+def build_report(model, loss, x_test, y_test, x_train=None, y_train=None, batch_size=1000):
+    """Evaluate on test (and train): loss, accuracy, confusion matrices, per-class table, confusions."""
+    out = {}
+    splits = [("test", x_test, y_test)] + ([("train", x_train, y_train)] if x_train is not None else [])
+    for name, x, y in splits:
+        r = evaluate(model, loss, x, y, batch_size=batch_size)
+        cm = metrics.confusion_matrix(y, r["predictions"], len(CLASS_NAMES))
+        out[name] = {
+            "loss": r["loss"],
+            "accuracy": r["accuracy"],
+            "confusion_matrix": cm.tolist(),
+            "per_class": _jsonable(metrics.classification_report(cm, CLASS_NAMES)),
+            "most_confused": metrics.most_confused(cm, CLASS_NAMES, top=5),
+            "misclassified": int(len(metrics.misclassified(y, r["predictions"]))),
+        }
+        if name == "test":
+            out["test"]["misclassified_indices"] = metrics.misclassified(y, r["predictions"])[:200].tolist()
+            out["_test_logits"] = r["logits"]
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
+
+
+def format_text(report) -> str:
+    lines = []
+    for name in ("test", "train"):
+        if name not in report:
+            continue
+        r = report[name]
+        lines += [
+            f"== {name}: accuracy {r['accuracy']:.4f}, loss {r['loss']:.4f} ({r['misclassified']} misclassified)",
+            "",
+            "confusion matrix:",
+            metrics.format_confusion_matrix(np.array(r["confusion_matrix"]), CLASS_NAMES),
+            "",
+            metrics.format_report(r["per_class"]),
+            "",
+            "most confused: " + "; ".join(r["most_confused"]),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=None, y_train=None, plots=True):
+    """metrics.json plus the PNG plots; returns the list of files written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logits = report.pop("_test_logits")
+    data = dict(info)
+    data.update(
+        test_loss=report["test"]["loss"], test_accuracy=report["test"]["accuracy"], history=history,
+        test=report["test"], train=report.get("train"),
+    )
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(data, indent=2))
+    written = [path]
+    if plots:
+        from . import plots as P
+
+        probs = np.asarray(softmax(logits[:1].astype(np.float64)))[0]
+        written += [
+            P.history_curves(history, out_dir / "history.png"),
+            P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), CLASS_NAMES, out_dir / "confusion_test.png",
+                                "Confusion matrix (test)"),
+            P.prediction_bars(x_test_u8[0], probs, CLASS_NAMES, out_dir / "prediction.png", y_test[0]),
+            P.sample_grid(x_test_u8, y_test, CLASS_NAMES, out_dir / "samples.png"),
+        ]
+        if "train" in report and report["train"]:
+            written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), CLASS_NAMES,
+                                               out_dir / "confusion_train.png", "Confusion matrix (train)"))
+        if x_train_u8 is not None:
+            written.append(P.dataset_statistics(x_train_u8, y_train, CLASS_NAMES, out_dir / "dataset.png"))
+    return written

@@ -1,0 +1,205 @@
+"""Training and evaluation loops: ``fit`` (Keras-like) and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+
+from .backend import get_backend, to_numpy, using_backend
+from .callbacks import TerminateOnNaN
+from .checkpoint import load_checkpoint
+
+
+class History:
+    """Per-epoch metrics: ``history.history["val_accuracy"][e]`` etc., as in Keras."""
+
+    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+    def __init__(self, data=None):
+        self.history = {k: list((data or {}).get(k, [])) for k in self.KEYS}
+
+    def append(self, logs):
+        for k in self.KEYS:
+            self.history[k].append(logs.get(k, math.nan))
+
+    def as_dict(self):
+        return {k: list(v) for k, v in self.history.items()}
+
+    def __len__(self):
+        return len(self.history["loss"])
+
+
+class Run:
+    """What callbacks see of a training run."""
+
+    def __init__(self, model, optimizer, history, rng, verbose, sync_every):
+        self.model, self.optimizer, self.history, self.rng = model, optimizer, history, rng
+        self.verbose, self.sync_every = verbose, sync_every
+        self.stop_training = False
+        self.epoch = 0
+
+    def log(self, msg):
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            tqdm.write(msg)
+
+
+def check_labels(y, n, num_classes, what="labels"):
+    """Validate integer class labels once, on the host, before any training."""
+    y = to_numpy(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integer class indices, got dtype {y.dtype}")
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{what} must have shape ({n},), got {y.shape}")
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{what} must be in [0, {num_classes - 1}], got values from {y.min()} to {y.max()}")
+    return y
+
+
+def _check_images(model, x, what="x"):
+    if not isinstance(x, np.ndarray) and not get_backend(model.backend).owns(x):
+        raise TypeError(f"{what} must be an array, got {type(x).__name__}")
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{what} must be a non-empty batch of samples, got shape {tuple(x.shape)}")
+    if x.dtype != model.dtype:
+        raise TypeError(
+            f"{what} is {x.dtype} but the model is {model.dtype}"
+            + ("; scale images first: tinynet.data.to_float(x)" if x.dtype.kind in "ui" else "")
+        )
+
+
+def _is_out_of_memory(exc):
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+def predict_logits(model, x, batch_size=1000):
+    """Model outputs for ``x`` (host or device), returned on the host.
+
+    On an out-of-memory error the memory pool is freed, the batch halved and
+    the work resumed where it stopped; at batch size 1 the error is re-raised
+    with a clear message.
+    """
+    backend = get_backend(model.backend)
+    outs, i = [], 0
+    while i < len(x):
+        try:
+            xb = x[i : i + batch_size]
+            out = model.forward(backend.asarray(xb) if isinstance(xb, np.ndarray) else xb, training=False)
+            outs.append(to_numpy(out))
+            i += len(xb)
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            backend.free_memory()
+            if batch_size == 1:
+                raise MemoryError(f"out of memory evaluating even one sample on {backend.name}: {exc}") from None
+            batch_size = max(1, batch_size // 2)
+    return np.concatenate(outs)
+
+
+def evaluate(model, loss, x, y, batch_size=1000):
+    """Loss and accuracy over (x, y) in inference mode. Returns a dict with the logits too."""
+    _check_images(model, x)
+    k = model.output_shape[0]
+    y = check_labels(y, len(x), k)
+    logits = predict_logits(model, x, batch_size)
+    with using_backend("numpy"):
+        value = float(loss.forward(logits.astype(np.float64), y))
+    pred = logits.argmax(axis=1)
+    return {"loss": value, "accuracy": float((pred == y).mean()), "logits": logits, "predictions": pred}
+
+
+def fit(
+    model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+    shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
+    eval_batch_size=1000, sync_every=None,
+):
+    """Train ``model`` on host arrays ``x`` (N, C, H, W) float and ``y`` (N,) int labels.
+
+    The whole data set is moved onto the model's backend once (on a GPU it
+    stays resident); batches are gathered there. ``resume_from`` a checkpoint
+    continues a run exactly where it was saved (weights, optimizer state,
+    epoch, shuffling and dropout RNG states, history).
+    Returns a :class:`History`.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    _check_images(model, x)
+    num_classes = model.output_shape[0]
+    y = check_labels(y, len(x), num_classes)
+    if validation_data is None and validation_split:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        cut = len(x) - int(len(x) * validation_split)
+        x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+    if validation_data is not None:
+        _check_images(model, validation_data[0], "validation x")
+        check_labels(validation_data[1], len(validation_data[0]), num_classes, "validation labels")
+
+    backend = get_backend(model.backend)
+    sync_every = sync_every or (1 if backend.name != "cupy" else 20)  # a host sync per step is free on CPU
+    loss.check_labels = False  # validated above, once
+    rng = np.random.default_rng(seed)
+    history = History()
+    start = 0
+    if resume_from is not None:
+        meta = load_checkpoint(resume_from, model, optimizer, rng)
+        start = int(meta["epoch"]) + 1
+        history = History(json.loads(meta.get("history", "{}")))
+    callbacks = list(callbacks)
+    if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
+        callbacks.append(TerminateOnNaN())
+    run = Run(model, optimizer, history, rng, verbose, sync_every)
+    xd, yd = backend.asarray(x), backend.asarray(y)
+    n, steps = len(x), math.ceil(len(x) / batch_size)
+    from tqdm.auto import tqdm
+
+    with using_backend(backend.name):
+        for c in callbacks:
+            c.on_train_begin(run)
+        for epoch in range(start, epochs):
+            run.epoch = epoch
+            for c in callbacks:
+                c.on_epoch_begin(epoch, run)
+            t0 = time.perf_counter()
+            order = backend.asarray(rng.permutation(n) if shuffle else np.arange(n))
+            loss_sum = correct = 0
+            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", disable=not verbose, leave=True)
+            for step in range(steps):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                xb, yb = xd[idx], yd[idx]
+                out = model.forward(xb, training=True)
+                value = loss.forward(out, yb)
+                loss_sum = loss_sum + value * len(idx)  # stays on the device until read
+                correct = correct + (out.argmax(axis=1) == yb).sum()
+                if (step + 1) % sync_every == 0 or step == steps - 1:
+                    logs = {"loss": float(value)}
+                    for c in callbacks:
+                        c.on_batch_end(step, logs, run)
+                    seen = min((step + 1) * batch_size, n)
+                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}", refresh=False)
+                model.backward(loss.backward())
+                optimizer.step()
+                bar.update(1)
+            logs = {"loss": float(loss_sum) / n, "accuracy": int(correct) / n, "lr": optimizer.lr}
+            if validation_data is not None:
+                v = evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
+                logs.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
+            logs["seconds"] = time.perf_counter() - t0
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}, refresh=True)
+            bar.close()
+            history.append(logs)
+            for c in callbacks:
+                c.on_epoch_end(epoch, logs, run)
+            if run.stop_training:
+                run.log(f"stopped early after epoch {epoch + 1}")
+                break
+        for c in callbacks:
+            c.on_train_end(run)
+    return history
