@@ -96,10 +96,15 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """Backprop ``dy`` (the loss gradient w.r.t. the output); returns dx, or None
+        when ``input_grad=False`` (training needs no gradient w.r.t. the images)."""
         with using_backend(self.backend):
+            self.layers[0].input_grad = input_grad
             for layer in reversed(self.layers):
                 dy = layer.backward(dy)
+                if dy is None:
+                    break
             return dy
 
     def predict(self, x, batch_size=256):

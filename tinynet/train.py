@@ -184,7 +184,7 @@ def fit(
                         c.on_batch_end(step, logs, run)
                     seen = min((step + 1) * batch_size, n)
                     bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}", refresh=False)
-                model.backward(loss.backward())
+                model.backward(loss.backward(), input_grad=False)
                 optimizer.step()
                 bar.update(1)
             logs = {"loss": float(loss_sum) / n, "accuracy": int(correct) / n, "lr": optimizer.lr}

@@ -7,6 +7,7 @@ reference; :mod:`numba_cpu` and :mod:`cupy_gpu` must produce the same numbers.
 Shapes (NCHW):
     x     (N, C, H, W)               pads (top, bottom, left, right)
     cols  (N*OH*OW, C*KH*KW)         one row per output pixel
+    rows  (N*OH*OW, F)               a GEMM's output, one row per output pixel
     pool  y, argmax (N, C, OH, OW)   argmax indexes the window, 0..KH*KW-1
 """
 
@@ -29,3 +30,13 @@ def maxpool_forward(x, kh, kw, stride, pads):
 
 def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     return get_backend().kernels.maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads)
+
+
+def rows_to_nchw(rows, bias, n, oh, ow):
+    """(N*OH*OW, F) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
+    return get_backend().kernels.rows_to_nchw(rows, bias, n, oh, ow)
+
+
+def nchw_to_rows(y):
+    """(N, F, OH, OW) -> contiguous (N*OH*OW, F): the layout the conv backward GEMMs want."""
+    return get_backend().kernels.nchw_to_rows(y)

@@ -92,3 +92,16 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
             routed = xp.where(argmax == i * kw + j, dy, 0)
             dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += routed
     return dxpad[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
+
+
+def rows_to_nchw(rows, bias, n, oh, ow):
+    """Add the bias, then move channels from last (NHWC order) to second (NCHW)."""
+    xp = xp_of(rows)
+    f = rows.shape[1]
+    return xp.ascontiguousarray((rows + bias).reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+
+
+def nchw_to_rows(y):
+    xp = xp_of(y)
+    n, f, oh, ow = y.shape
+    return xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(n * oh * ow, f)

@@ -41,6 +41,7 @@ class Layer:
         self.dtype = None
         self.name = type(self).__name__.lower()
         self.seed = None
+        self.input_grad = True  # False: backward may skip dx (nobody upstream needs it)
 
     # -- building -----------------------------------------------------------
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..backend import get_backend
 from ..init import glorot_uniform
 from ..padding import check_padding, output_size, pads_for, pair
 from .base import Layer
@@ -18,6 +17,7 @@ class Conv2D(Layer):
               y    = cols @ W.reshape(F, -1).T + b
     Backward: dW   = dy_rows.T @ cols,   db = sum of dy over N, OH, OW
               dx   = col2im(dy_rows @ W.reshape(F, -1))
+    ``input_grad = False`` (set by Sequential for a first layer) skips dx.
     """
 
     sample_ndim = 3
@@ -66,18 +66,18 @@ class Conv2D(Layer):
         kh, kw = self.kernel
         W, b = self.params["W"].data, self.params["b"].data
         cols = kernels.im2col(x, kh, kw, self.stride, self.pads)
-        y = cols @ W.reshape(self.out_channels, -1).T  # (N*OH*OW, F)
-        y += b
+        rows = cols @ W.reshape(self.out_channels, -1).T  # (N*OH*OW, F): one GEMM
         self.cols, self.x_shape = cols, x.shape
-        return y.reshape(n, self.oh, self.ow, self.out_channels).transpose(0, 3, 1, 2)
+        return kernels.rows_to_nchw(rows, b, n, self.oh, self.ow)  # + b, back to NCHW
 
     def backward(self, dy):
-        xp = get_backend().xp
         kh, kw = self.kernel
         W = self.params["W"]
-        dy_rows = xp.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(-1, self.out_channels)
+        dy_rows = kernels.nchw_to_rows(dy)  # (N*OH*OW, F)
         W.grad = (dy_rows.T @ self.cols).reshape(W.data.shape)
         self.params["b"].grad = dy_rows.sum(axis=0)
+        if not self.input_grad:  # first layer: nobody needs dx, skip a GEMM and col2im
+            return None
         dcols = dy_rows @ W.data.reshape(self.out_channels, -1)
         return kernels.col2im(dcols, self.x_shape, kh, kw, self.stride, self.pads)
 

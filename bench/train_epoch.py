@@ -1,0 +1,226 @@
+"""Train the course's first CNN for one epoch of real Fashion-MNIST on each backend, and PyTorch.
+
+    python -m bench.train_epoch --backends numpy,numba,cupy,torch --batch-size 32,128
+
+Each (backend, batch size) runs in a fresh subprocess (so peak memory is its
+own), after a warm-up of a few steps (JIT compiled, caches warm), on the same
+initial weights and the same batch order. Reports images/s and seconds per
+epoch for training, evaluation images/s, peak memory, FLOPs per image,
+achieved GFLOP/s and its share of this machine's float32 GEMM peak (measured
+in the same run), and the ratio to PyTorch. ``--out`` writes JSON, Markdown
+and a bar chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import models
+from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
+
+MODEL = "cnn_dropout02"
+
+
+def _peak_host_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data(n_images):
+    from tinynet.data import load_fashion_mnist, to_float
+
+    (x, y), (xt, yt) = load_fashion_mnist()
+    return to_float(x[:n_images]), y[:n_images], to_float(xt), yt
+
+
+def run_tinynet(backend, batch, n_images, seed, warmup):
+    import tinynet
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.train import fit, predict_logits
+
+    b = tinynet.use_backend(backend)
+    x, y, xt, _ = _data(n_images)
+    model = models.build(MODEL, seed=seed)
+    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters())
+    fit(model, loss, opt, x[: warmup * batch], y[: warmup * batch], epochs=1, batch_size=batch, verbose=False)
+    model = models.build(MODEL, seed=seed)  # fresh weights: identical start to PyTorch's
+    opt = Adam(model.parameters())
+    b.synchronize()
+    t = time.perf_counter()
+    h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False)
+    b.synchronize()
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    predict_logits(model, xt, batch_size=1000)
+    eval_s = time.perf_counter() - t
+    out = {"train_s": train_s, "eval_s": eval_s, "loss": h.history["loss"][0], "accuracy": h.history["accuracy"][0]}
+    if backend == "cupy":
+        import cupy
+
+        out["device_peak_mb"] = cupy.get_default_memory_pool().total_bytes() / 2**20
+        out["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return out
+
+
+def run_torch(batch, n_images, seed, warmup, device="cpu"):
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, y, xt, _ = _data(n_images)
+    model = torch_twin(models.build(MODEL, seed=seed)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    X, Y, XT = (torch.tensor(a).to(device) for a in (x, y, xt))
+    order = torch.tensor(np.random.default_rng(seed).permutation(len(x))).to(device)  # fit's batch order
+
+    def step(idx):
+        opt.zero_grad(set_to_none=True)
+        out = model(X[idx])
+        loss = torch.nn.functional.cross_entropy(out, Y[idx])
+        loss.backward()
+        opt.step()
+        return loss, out
+
+    model.train()
+    for i in range(warmup):
+        step(order[i * batch : (i + 1) * batch])
+    model = torch_twin(models.build(MODEL, seed=seed)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    model.train()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    total = correct = 0.0
+    for i in range(0, len(x), batch):
+        idx = order[i : i + batch]
+        loss, out = step(idx)
+        total += loss.detach() * len(idx)
+        correct += (out.argmax(1) == Y[idx]).sum()
+    sync()
+    train_s = time.perf_counter() - t
+    model.eval()
+    t = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(XT), 1000):
+            model(XT[i : i + 1000])
+    sync()
+    out = {"train_s": train_s, "eval_s": time.perf_counter() - t, "loss": float(total) / len(x),
+           "accuracy": float(correct) / len(x)}
+    if device == "cuda":
+        out["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["device"] = torch.cuda.get_device_name()
+    return out
+
+
+def child(args):
+    if args.backend.startswith("torch"):
+        r = run_torch(args.batch, args.images, args.seed, args.warmup, "cuda" if args.backend == "torch-cuda" else "cpu")
+    else:
+        r = run_tinynet(args.backend, args.batch, args.images, args.seed, args.warmup)
+    r["host_peak_mb"] = _peak_host_mb()
+    print("RESULT " + json.dumps(r))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backends", default="numpy,numba,torch",
+                   help="comma list of numpy, numba, cupy, torch (CPU), torch-cuda")
+    p.add_argument("--batch-size", default="32,128")
+    p.add_argument("--images", type=int, default=60_000, help="training images per epoch")
+    p.add_argument("--warmup", type=int, default=20, help="warm-up steps before timing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for results.json, results.md and speed.png")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--backend", help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    flops = flops_per_image(models.build(MODEL))
+    peak = gemm_peak_gflops()
+    print(f"{MODEL}: {flops['train'] / 1e6:.1f} MFLOP per training image, {flops['forward'] / 1e6:.1f} per inference; "
+          f"float32 GEMM peak here {peak:.0f} GFLOP/s ({os.cpu_count()} cores)")
+    rows = []
+    for batch in [int(b) for b in args.batch_size.split(",")]:
+        for backend in args.backends.split(","):
+            cmd = [sys.executable, "-m", "bench.train_epoch", "--child", "1", "--backend", backend, "--batch", str(batch),
+                   "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not line:
+                reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"  {backend:<10} batch {batch:<4} skipped: {reason}")
+                continue
+            r = json.loads(line[0][7:])
+            r.update(backend=backend, batch=batch, images=args.images)
+            r["train_img_s"] = args.images / r["train_s"]
+            r["eval_img_s"] = 10_000 / r["eval_s"]
+            r["gflops"] = r["train_img_s"] * flops["train"] / 1e9
+            r["peak_share"] = r["gflops"] / peak
+            rows.append(r)
+            print(f"  {backend:<10} batch {batch:<4} {r['train_img_s']:8.0f} img/s  {r['train_s']:6.1f} s/epoch  "
+                  f"eval {r['eval_img_s']:8.0f} img/s  {r['gflops']:6.1f} GFLOP/s ({r['peak_share']:.0%} of peak)  "
+                  f"host peak {r['host_peak_mb']:.0f} MB  loss {r['loss']:.4f}")
+    for r in rows:
+        ref = [t for t in rows if t["batch"] == r["batch"] and t["backend"] == ("torch-cuda" if r["backend"] in
+               ("cupy", "torch-cuda") else "torch")]
+        r["vs_torch"] = r["train_s"] / ref[0]["train_s"] if ref else None
+    table = markdown(rows, flops, peak)
+    print("\n" + table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops,
+                "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:]))}
+        (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        (out / "results.md").write_text(table + "\n")
+        bar_chart(rows, out / "speed.png")
+    return 0
+
+
+def markdown(rows, flops, peak):
+    lines = ["| backend | batch | train img/s | s/epoch | × PyTorch time | eval img/s | GFLOP/s | share of GEMM peak | "
+             "host peak MB | device peak MB |", "|" + "---|" * 10]
+    for r in rows:
+        ratio = f"{r['vs_torch']:.2f}" if r.get("vs_torch") else "—"
+        dev = f"{r['device_peak_mb']:.0f}" if "device_peak_mb" in r else "—"
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['train_img_s']:.0f} | {r['train_s']:.1f} | {ratio} | "
+                     f"{r['eval_img_s']:.0f} | {r['gflops']:.1f} | {r['peak_share']:.0%} | {r['host_peak_mb']:.0f} | {dev} |")
+    return "\n".join(lines)
+
+
+def bar_chart(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = sorted({r["batch"] for r in rows})
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(backends), 1)
+    for k, be in enumerate(backends):
+        vals = [next((r["train_img_s"] for r in rows if r["backend"] == be and r["batch"] == b), 0) for b in batches]
+        ax.bar(np.arange(len(batches)) + k * width, vals, width, label=be)
+    ax.set_xticks(np.arange(len(batches)) + width * (len(backends) - 1) / 2, [f"batch {b}" for b in batches])
+    ax.set_ylabel("training images / s")
+    ax.set_title(f"{MODEL}: one epoch of Fashion-MNIST")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
