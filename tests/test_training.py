@@ -9,10 +9,10 @@ from helpers import tiny_data, tiny_model
 
 from tinynet.callbacks import (
     Callback,
+    DivergenceError,
     EarlyStopping,
     LearningRateScheduler,
     ModelCheckpoint,
-    NonFiniteLossError,
     exponential_decay,
 )
 from tinynet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -137,7 +137,7 @@ def test_nan_in_the_data_stops_training_naming_epoch_and_step(tmp_path):
     x, y = tiny_data()
     x[40, 0, 3, 3] = np.nan  # in the third batch of 16 (no shuffling)
     ck = ModelCheckpoint(tmp_path / "ck.safetensors", monitor="loss", save_best_only=False)
-    with pytest.raises(NonFiniteLossError, match="epoch 1, step 3"):
+    with pytest.raises(DivergenceError, match="epoch 1, step 3"):
         fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), x, y, epochs=2, batch_size=16, shuffle=False,
             callbacks=[ck], verbose=False)
     assert not (tmp_path / "ck.safetensors").exists()

@@ -147,6 +147,8 @@ def check_array(a, what: str = "input", backend: Backend | None = None):
     backend = backend or get_backend()
     if not backend.owns(a):
         lib = array_library(a)
+        if lib not in ("numpy", "cupy"):
+            raise TypeError(f"{what} is a {type(a).__name__}, not an array of the {backend.name!r} backend")
         hint = ""
         if lib in ("numpy", "cupy"):
             hint = (

@@ -15,8 +15,8 @@ import numpy as np
 from .backend import to_numpy
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
+class DivergenceError(FloatingPointError):
+    """The loss became NaN, infinite or absurdly large; the message names the epoch and step."""
 
 
 class Callback:
@@ -141,17 +141,26 @@ def exponential_decay(initial_lr, decay_steps):
 
 
 class TerminateOnNaN(Callback):
-    """Stop with :class:`NonFiniteLossError` as soon as the loss is NaN or infinite.
+    """Stop with :class:`DivergenceError` as soon as the loss is NaN, infinite or above ``max_loss``.
 
+    Why a ceiling too: with a learning rate of 1e6 the float32 loss jumps to
+    ~1e12 and can even fall back to 0 on absurd logits without ever being NaN.
+    Cross-entropy starts near ln(classes) ≈ 2.3, so a loss of 1e4 means the
+    logits are thousands apart: the run has diverged.
     ``fit`` adds one unless told not to. It raises (rather than quietly
     stopping) so no checkpoint of the broken weights is written afterwards.
     """
 
+    def __init__(self, max_loss=1e4):
+        self.max_loss = max_loss
+
     def on_batch_end(self, step, logs, run):
         loss = logs.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            earlier = f" (or up to {run.sync_every - 1} steps before)" if run.sync_every > 1 else ""
-            raise NonFiniteLossError(
-                f"loss became {loss} at epoch {run.epoch + 1}, step {step + 1}{earlier}; "
-                "check the inputs for NaN and the learning rate"
-            )
+        if loss is None or (math.isfinite(loss) and loss <= self.max_loss):
+            return
+        earlier = f" (or up to {run.sync_every - 1} steps before)" if run.sync_every > 1 else ""
+        what = f"loss became {loss}" if not math.isfinite(loss) else f"loss {loss:.3g} exceeds {self.max_loss:g}"
+        raise DivergenceError(
+            f"training diverged: {what} at epoch {run.epoch + 1}, step {step + 1}{earlier}; "
+            "check the inputs for NaN and lower the learning rate"
+        )

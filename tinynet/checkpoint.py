@@ -60,6 +60,8 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -92,7 +94,34 @@ def read_checkpoint(path):
         raise CheckpointError(
             f"{path}: checkpoint format version {meta.get('format_version')!r}, this tinynet reads {FORMAT_VERSION!r}"
         )
+    meta["parsed"] = _parse_meta(path, meta)
     return meta, shapes, f
+
+
+def _parse_meta(path, meta):
+    """Decode the metadata strings up front, so a damaged file fails here, before anything changes."""
+    parsers = {
+        "epoch": int, "optimizer_t": int, "lr": float,
+        "layer_rngs": json.loads, "train_rng": json.loads, "history": json.loads, "input_shape": json.loads,
+    }
+    out = {}
+    for key, parse in parsers.items():
+        if key in meta:
+            try:
+                out[key] = parse(meta[key])
+            except (ValueError, TypeError) as exc:
+                raise CheckpointError(f"{path}: metadata {key!r} is damaged ({exc})") from None
+    for key in ("layer_rngs", "history"):
+        if not isinstance(out.get(key, {}), dict):
+            raise CheckpointError(f"{path}: metadata {key!r} is damaged (not a mapping)")
+    return out
+
+
+def _set_rng_state(path, rng, state, what):
+    try:
+        rng.bit_generator.state = state
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: the saved {what} RNG state is damaged ({exc})") from None
 
 
 def load_checkpoint(path, model, optimizer=None, rng=None):
@@ -123,8 +152,18 @@ def load_checkpoint(path, model, optimizer=None, rng=None):
         for k, v in opt_keys.items():
             if shapes.get(f"optimizer/{k}") != tuple(v.shape):
                 problems.append(f"optimizer state {k}: checkpoint has {shapes.get(f'optimizer/{k}')}, expected {tuple(v.shape)}")
+    parsed = meta["parsed"]
+    if optimizer is not None and "optimizer_t" not in parsed:
+        problems.append("the checkpoint holds no optimizer step count")
     if problems:
         raise CheckpointError(f"{path} does not fit model {model.name!r}:\n  " + "\n  ".join(problems))
+    # Check that every saved RNG state is usable before anything is changed.
+    rngs = {layer.name: layer.rng for layer in model.layers if hasattr(layer, "rng")}
+    for name, state in parsed.get("layer_rngs", {}).items():
+        if name in rngs:
+            _set_rng_state(path, type(rngs[name])(type(rngs[name].bit_generator)()), state, name)
+    if rng is not None and "train_rng" in parsed:
+        _set_rng_state(path, np.random.Generator(type(rng.bit_generator)()), parsed["train_rng"], "training")
 
     backend = get_backend(model.backend)
     try:
@@ -132,17 +171,17 @@ def load_checkpoint(path, model, optimizer=None, rng=None):
         opt_loaded = {k: f.get_tensor(f"optimizer/{k}") for k in opt_keys}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: could not read tensor data ({exc})") from None
-    for name, p in arrays.items():
-        if loaded[name].dtype != np.dtype(model.dtype):
-            raise CheckpointError(f"{path}: {name} is {loaded[name].dtype}, model is {model.dtype}")
+    for name, arr in list(loaded.items()) + list(opt_loaded.items()):
+        if arr.dtype != np.dtype(model.dtype):
+            raise CheckpointError(f"{path}: {name} is {arr.dtype}, model is {model.dtype}")
+    for name, p in arrays.items():  # all checks passed: now change the model
         p.data = backend.asarray(loaded[name])
     if optimizer is not None:
-        optimizer.load_state_arrays({k: backend.asarray(v) for k, v in opt_loaded.items()}, int(meta["optimizer_t"]))
-        optimizer.lr = float(meta["lr"])
-    states = json.loads(meta.get("layer_rngs", "{}"))
-    for layer in model.layers:
-        if layer.name in states and hasattr(layer, "rng"):
-            layer.rng.bit_generator.state = states[layer.name]
-    if rng is not None and "train_rng" in meta:
-        rng.bit_generator.state = json.loads(meta["train_rng"])
+        optimizer.load_state_arrays({k: backend.asarray(v) for k, v in opt_loaded.items()}, parsed["optimizer_t"])
+        optimizer.lr = parsed.get("lr", optimizer.lr)
+    for name, state in parsed.get("layer_rngs", {}).items():
+        if name in rngs:
+            rngs[name].bit_generator.state = state
+    if rng is not None and "train_rng" in parsed:
+        rng.bit_generator.state = parsed["train_rng"]
     return meta

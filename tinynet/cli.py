@@ -96,7 +96,7 @@ def cmd_train(args):
     meta = {}
     if args.select == "best" and best.exists():
         meta = load_checkpoint(best, model)
-    chosen = int(meta["epoch"]) + 1 if meta else len(history)
+    chosen = meta["parsed"].get("epoch", len(history) - 1) + 1 if meta else len(history)
     report = build_report(model, loss, x_test, y_test, x_tr, y_tr)
     text = format_text(report)
     info = dict(model=args.model, backend=backend.name, epochs=len(history), batch_size=args.batch_size, lr=args.lr,
@@ -134,7 +134,7 @@ def cmd_evaluate(args):
     _, (x_test, y_test) = _load_data(args)
     report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test)
     report.pop("_test_logits")
-    print(f"{meta['model_name']} from {args.checkpoint} (epoch {int(meta['epoch']) + 1})")
+    print(f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
     print(format_text(report))
     return 0
 

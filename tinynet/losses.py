@@ -31,7 +31,7 @@ class SoftmaxCrossEntropy:
         n, k = logits.shape
         if labels.ndim == 1:
             if labels.dtype.kind not in "iu":
-                raise TypeError(
+                raise ValueError(
                     f"labels of shape (N,) must be integer class indices, got dtype {labels.dtype}"
                     " (pass one-hot targets as (N, K) floats)"
                 )
@@ -45,7 +45,7 @@ class SoftmaxCrossEntropy:
             if tuple(labels.shape) != (n, k):
                 raise ValueError(f"one-hot labels must have shape {(n, k)}, got {tuple(labels.shape)}")
             if labels.dtype.kind != "f":
-                raise TypeError(f"one-hot labels must be float, got {labels.dtype}")
+                raise ValueError(f"one-hot labels must be float, got {labels.dtype}")
         else:
             raise ValueError(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -52,7 +51,7 @@ def check_labels(y, n, num_classes, what="labels"):
     """Validate integer class labels once, on the host, before any training."""
     y = to_numpy(y)
     if y.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be integer class indices, got dtype {y.dtype}")
+        raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype {y.dtype}")
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"{what} must have shape ({n},), got {y.shape}")
     if n and (y.min() < 0 or y.max() >= num_classes):
@@ -150,8 +149,8 @@ def fit(
     start = 0
     if resume_from is not None:
         meta = load_checkpoint(resume_from, model, optimizer, rng)
-        start = int(meta["epoch"]) + 1
-        history = History(json.loads(meta.get("history", "{}")))
+        start = meta["parsed"].get("epoch", -1) + 1
+        history = History(meta["parsed"].get("history", {}))
     callbacks = list(callbacks)
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
