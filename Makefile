@@ -4,7 +4,7 @@ PIP     ?= $(PY) -m pip
 DATADIR := /usr/share/datasets/fashion-mnist
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data demo test gpu-test clean
+.PHONY: setup data demo test bench gpu-test clean
 
 setup:            ## install tinynet (editable) with test, Numba and plot extras
 	$(PIP) install -q -e ".[dev]"
@@ -16,11 +16,16 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 	$(PY) -m tinynet data
 
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
-	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --out runs/cnn_dropout02
+	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --validation 0 --select last --out runs/cnn_dropout02
 
 test: setup data  ## lint + the whole test suite (GPU tests skip without a GPU)
 	ruff check .
 	$(PY) -m pytest -q
+
+bench: setup data ## CPU benchmark vs PyTorch (installs the torch 2.13 CPU wheel), results into bench/out
+	$(PIP) install -q -e ".[bench]"
+	$(PY) -m bench.train_epoch --backends numpy,numba,torch --batch-size 32,128 --out bench/out
+	$(PY) -m bench.layers --backends numpy,numba
 
 gpu-test:         ## only the GPU tests (run where CuPy and a GPU exist)
 	$(PY) -m pytest -q -m gpu
