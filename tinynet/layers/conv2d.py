@@ -75,7 +75,7 @@ class Conv2D(Layer):
         W = self.params["W"]
         dy_rows = kernels.nchw_to_rows(dy)  # (N*OH*OW, F)
         W.grad = (dy_rows.T @ self.cols).reshape(W.data.shape)
-        self.params["b"].grad = dy_rows.sum(axis=0)
+        self.params["b"].grad = dy.sum(axis=(0, 2, 3))  # a contiguous reduction; dy_rows' columns are strided
         if not self.input_grad:  # first layer: nobody needs dx, skip a GEMM and col2im
             return None
         dcols = dy_rows @ W.data.reshape(self.out_channels, -1)
