@@ -39,6 +39,8 @@ def sample_grid(images, labels, class_names, path, n=25):
 def history_curves(history: dict, path):
     """Training vs validation accuracy and loss per epoch."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, key, title in ((a1, "accuracy", "Accuracy"), (a2, "loss", "Loss")):
@@ -46,6 +48,7 @@ def history_curves(history: dict, path):
         if not np.all(np.isnan(history.get(f"val_{key}", [np.nan]))):
             ax.plot(epochs, history[f"val_{key}"], "s-", label=f"validation {key}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{title} vs epochs")
         ax.grid(True)
         ax.legend()
