@@ -3,7 +3,7 @@ on shapes, strides and paddings drawn by hypothesis, on every backend."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tinynet
@@ -46,8 +46,7 @@ def test_conv2d_gradcheck(backend, n, c, f, h, w, k, s, pad, seed):
     k=st.integers(1, 3), s=st.integers(1, 3), pad=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2**16),
 )
 def test_maxpool2d_gradcheck(backend, n, c, h, w, k, s, pad, seed):
-    if pad == "valid" and (k > h or k > w):
-        return  # no output pixel; the layer rejects this (tested elsewhere)
+    assume(pad == "same" or (k <= h and k <= w))  # else no output pixel: the layer rejects it
     check_away_from_kinks(lambda: MaxPool2D(k, stride=s, padding=pad), (n, c, h, w), seed)
 
 

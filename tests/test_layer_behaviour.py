@@ -21,7 +21,6 @@ def test_dropout_scales_survivors_and_is_identity_at_inference(backend):
     assert y.dtype == np.float32
     dy = backend.asarray(np.full((200, 50), 2.0, dtype=np.float32))
     np.testing.assert_allclose(host(layer.backward(dy)), np.where(kept, 2 / 0.75, 0), rtol=1e-6)
-    assert host(layer.forward(x, training=False)) is not None
     np.testing.assert_array_equal(host(layer.forward(x, training=False)), host(x))
 
 

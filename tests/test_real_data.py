@@ -1,6 +1,7 @@
 """Integration: real Fashion-MNIST, the course's first CNN, one short epoch."""
 
 import numpy as np
+import pytest
 
 import models
 from tinynet.data import to_float
@@ -13,7 +14,7 @@ def test_two_short_epochs_reach_80_percent(fashion, backend):
     """The issue suggested one epoch on 6,000 images; PyTorch itself gets 75-78% there (measured,
     seeds 0-2), so we give it 2 epochs on 12,000 images: about 82% for tinynet and PyTorch alike."""
     if backend.name == "numpy":
-        return  # the CPU parity tests cover NumPy; one real run per compiled backend is enough here
+        pytest.skip("NumPy computes what Numba does (parity tests); one real run per compiled backend keeps CI short")
     (xtr, ytr), (xte, yte) = fashion
     model = models.build("cnn_dropout02", seed=0).to(backend.name)
     loss = SoftmaxCrossEntropy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import check_array, get_backend, to_numpy, using_backend
+from .backend import check_array, get_backend, using_backend
 from .layers.base import Layer, check_float_dtype, shape_hint
 
 
@@ -108,17 +108,13 @@ class Sequential:
             return dy
 
     def predict(self, x, batch_size=256):
-        """Outputs (logits) for host or device ``x``, in batches; returned on the host."""
-        backend = get_backend(self.backend)
-        outs = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
-            if not backend.owns(xb) and isinstance(xb, np.ndarray):
-                xb = backend.asarray(xb)
-            outs.append(to_numpy(self.forward(xb, training=False)))
-        if not outs:
+        """Outputs (logits) for host or device ``x``, in batches, returned on the host
+        (on running out of device memory the batch is halved: see train.predict_logits)."""
+        from .train import predict_logits  # train builds on this module
+
+        if len(x) == 0:
             raise ValueError("predict got no samples")
-        return np.concatenate(outs)
+        return predict_logits(self, x, batch_size)
 
     # -- parameters ------------------------------------------------------------
     def parameters(self):
