@@ -75,6 +75,11 @@ def test_an_exception_mid_save_keeps_the_previous_checkpoint_and_no_temp_file(tm
     load_checkpoint(path, tiny_model())
 
 
+def test_checkpoints_get_the_usual_file_permissions(tmp_path):
+    path = save_checkpoint(tmp_path / "ck.safetensors", tiny_model())
+    assert path.stat().st_mode & 0o777 == checkpoint.default_file_mode()
+
+
 def test_a_kill_mid_save_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, tiny_model())

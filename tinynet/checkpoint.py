@@ -27,6 +27,13 @@ class CheckpointError(ValueError):
     """The file is not a usable tinynet checkpoint for this model; the message says why."""
 
 
+def default_file_mode() -> int:
+    """0o666 minus the process umask: the mode a plain open() would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _rng_states(model):
     """The bit-generator states of every Dropout layer's generator, by layer name."""
     return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
@@ -68,6 +75,7 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; keep the user's usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import default_file_mode
+
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -148,6 +150,7 @@ def download(directory: Path | None = None, mirror: str = MIRROR, progress: bool
                         out.write(chunk)
                         bar.update(len(chunk))
             _verify_tmp(Path(tmp), name)
+            os.chmod(tmp, default_file_mode())
             os.replace(tmp, dest)
         except Exception as exc:
             Path(tmp).unlink(missing_ok=True)  # a bad download is never kept
