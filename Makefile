@@ -16,7 +16,7 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 	$(PY) -m tinynet data
 
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
-	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --validation 0 --select last --out runs/cnn_dropout02
+	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --lr-decay-steps 10 --validation 0 --select last --out runs/cnn_dropout02
 
 test: setup data  ## lint + the whole test suite (GPU tests skip without a GPU)
 	ruff check .
