@@ -163,3 +163,21 @@ def test_checkpoint_of_another_model_is_refused_with_names_and_shapes(tmp_path):
     msg = str(err.value)
     assert "conv2d.W: checkpoint has shape (8, 1, 3, 3), model has (4, 1, 3, 3)" in msg
     assert "missing parameter batch_normalization.gamma" in msg
+
+
+def test_fit_leaves_the_callers_loss_as_it_found_it():
+    model = tiny_model()
+    loss = SoftmaxCrossEntropy()
+    x, y = tiny_data(32)
+    fit(model, loss, Adam(model.parameters()), x, y, epochs=1, batch_size=16, verbose=False)
+    assert loss.check_labels is True
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        loss.forward(model.forward(x[:2]), np.array([0, 3]))
+
+
+def test_softmax_helper_works_on_host_arrays_whatever_the_backend(backend):
+    from tinynet.layers.softmax import softmax
+
+    p = softmax(np.array([[0.0, np.log(3.0)]]))  # the report calls it on host logits
+    assert isinstance(p, np.ndarray)
+    np.testing.assert_allclose(p, [[0.25, 0.75]])

@@ -21,7 +21,7 @@ class SoftmaxCrossEntropy:
     def __init__(self, check_labels: bool = True):
         self.check_labels = check_labels
 
-    def _check(self, logits, labels, xp):
+    def _check(self, logits, labels):
         check_array(logits, "logits")
         check_array(labels, "labels")
         if logits.ndim != 2 or logits.shape[0] == 0:
@@ -51,11 +51,13 @@ class SoftmaxCrossEntropy:
 
     def forward(self, logits, labels):
         xp = get_backend().xp
-        self._check(logits, labels, xp)
+        self._check(logits, labels)
         n = logits.shape[0]
         z = logits - logits.max(axis=1, keepdims=True)
-        logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
-        self.probs = xp.exp(logp)
+        e = xp.exp(z)
+        total = e.sum(axis=1, keepdims=True)
+        logp = z - xp.log(total)
+        self.probs = e / total
         self.labels = labels
         if labels.ndim == 1:
             picked = logp[xp.arange(n), labels]

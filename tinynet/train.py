@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -112,6 +113,17 @@ def evaluate(model, loss, x, y, batch_size=1000):
     return {"loss": value, "accuracy": float((pred == y).mean()), "logits": logits, "predictions": pred}
 
 
+@contextlib.contextmanager
+def _labels_checked_up_front(loss):
+    """fit validates all labels once, on the host; the loss may skip its per-step check
+    (a device-to-host sync on the GPU) until fit returns, then gets its setting back."""
+    checked, loss.check_labels = loss.check_labels, False
+    try:
+        yield
+    finally:
+        loss.check_labels = checked
+
+
 def fit(
     model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
     shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
@@ -143,7 +155,6 @@ def fit(
 
     backend = get_backend(model.backend)
     sync_every = sync_every or (1 if backend.name != "cupy" else 20)  # a host sync per step is free on CPU
-    loss.check_labels = False  # validated above, once
     rng = np.random.default_rng(seed)
     history = History()
     start = 0
@@ -159,7 +170,7 @@ def fit(
     n, steps = len(x), math.ceil(len(x) / batch_size)
     from tqdm.auto import tqdm
 
-    with using_backend(backend.name):
+    with using_backend(backend.name), _labels_checked_up_front(loss):
         for c in callbacks:
             c.on_train_begin(run)
         for epoch in range(start, epochs):

@@ -6,13 +6,13 @@ and is both faster and more stable.
 
 from __future__ import annotations
 
-from ..backend import get_backend
+from ..kernels.numpy_ref import xp_of
 from .base import Layer
 
 
 def softmax(z):
-    """Subtract the row max first so exp never overflows."""
-    xp = get_backend().xp
+    """Subtract the row max first so exp never overflows. Works on host or device arrays alike."""
+    xp = xp_of(z)
     e = xp.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
