@@ -154,7 +154,7 @@ def load_checkpoint(path, model, optimizer=None, rng=None):
             problems.append(f"unexpected parameter {key[6:]} with shape {shapes[key]} (not in this model)")
     opt_keys = {}
     if optimizer is not None:
-        opt_keys = {k: v for k, v in optimizer.state_arrays().items()}
+        opt_keys = optimizer.state_arrays()
         if meta.get("optimizer") != type(optimizer).__name__:
             problems.append(f"optimizer is {type(optimizer).__name__}, checkpoint holds {meta.get('optimizer')!r}")
         for k, v in opt_keys.items():

@@ -118,13 +118,12 @@ def cache_dir() -> Path:
 
 
 def candidate_dirs(root=None) -> list[Path]:
-    dirs = []
+    """Where to look, in order: an explicit root or $TINYNET_DATA alone, else the cache, then the system package."""
     if root is not None:
         return [Path(root)]
     if os.environ.get("TINYNET_DATA"):
         return [Path(os.environ["TINYNET_DATA"])]
-    dirs += [cache_dir(), SYSTEM_DIR]
-    return dirs
+    return [cache_dir(), SYSTEM_DIR]
 
 
 def _complete(directory: Path) -> bool:
