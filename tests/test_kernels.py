@@ -1,11 +1,13 @@
 """Fast Conv2D / MaxPool2D equal their plain-loop references; col2im is im2col's adjoint."""
 
 import numpy as np
+import pytest
 from conftest import host, tol
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tinynet import kernels
+from tinynet.kernels import numpy_ref
 from tinynet.kernels.naive import conv2d_naive, maxpool2d_naive
 from tinynet.layers import Conv2D, MaxPool2D
 
@@ -81,3 +83,36 @@ def test_maxpool_routes_gradient_to_the_first_max_on_ties(backend):
     layer.forward(backend.asarray(x))
     dx = host(layer.backward(backend.asarray(np.ones((1, 1, 1, 1)))))
     np.testing.assert_array_equal(dx[0, 0], [[1, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("h, w", [(4, 6), (5, 5), (7, 4), (11, 11)])
+def test_2x2_pool_fast_path_matches_reference(backend, dtype, h, w):
+    """The course's 2x2/stride-2 pool has its own kernels; odd sizes leave a row/column in no window."""
+    x = np.random.default_rng(h * w).standard_normal((2, 3, h, w)).astype(dtype)
+    x[0, 0, :2, :2] = 1.0  # a tie: the first position must win
+    dy = np.random.default_rng(1).standard_normal((2, 3, h // 2, w // 2)).astype(dtype)
+    y, am = numpy_ref.maxpool_forward(x, 2, 2, (2, 2), (0, 0, 0, 0))
+    dx = numpy_ref.maxpool_backward(dy, am, x.shape, 2, 2, (2, 2), (0, 0, 0, 0))
+    y_b, am_b = kernels.maxpool_forward(backend.asarray(x), 2, 2, (2, 2), (0, 0, 0, 0))
+    dx_b = kernels.maxpool_backward(backend.asarray(dy), am_b, x.shape, 2, 2, (2, 2), (0, 0, 0, 0))
+    np.testing.assert_array_equal(host(y_b), y)
+    np.testing.assert_array_equal(host(am_b), am)
+    np.testing.assert_array_equal(host(dx_b), dx)
+
+
+@pytest.mark.parametrize("stride, pads", [((1, 1), (0, 0, 0, 0)), ((1, 1), (1, 1, 1, 1)), ((2, 1), (0, 1, 1, 0))])
+def test_im2col_layout_matches_reference(backend, stride, pads):
+    """Every backend lays the columns out as the reference does (the adjoint test alone would not notice a permutation)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 5))
+    cols = numpy_ref.im2col(x, 3, 2, stride, pads)
+    np.testing.assert_array_equal(host(kernels.im2col(backend.asarray(x), 3, 2, stride, pads)), cols)
+    np.testing.assert_array_equal(host(kernels.col2im(backend.asarray(cols), x.shape, 3, 2, stride, pads)),
+                                  numpy_ref.col2im(cols, x.shape, 3, 2, stride, pads))
+
+
+def test_im2col_column_is_one_receptive_field():
+    """Row k = (channel, p, q), column r = (image, i, j): cols[k, r] = x[image, channel, i + p, j + q]."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 5))
+    cols = numpy_ref.im2col(x, 3, 2, (1, 1), (0, 0, 0, 0))  # OH, OW = 4, 4
+    for b, ch, p, q, i, j in [(0, 0, 0, 0, 0, 0), (1, 2, 2, 1, 3, 3), (1, 0, 1, 0, 2, 1)]:
+        assert cols[(ch * 3 + p) * 2 + q, (b * 4 + i) * 4 + j] == x[b, ch, i + p, j + q]

@@ -6,8 +6,8 @@ reference; :mod:`numba_cpu` and :mod:`cupy_gpu` must produce the same numbers.
 
 Shapes (NCHW):
     x     (N, C, H, W)               pads (top, bottom, left, right)
-    cols  (N*OH*OW, C*KH*KW)         one row per output pixel
-    rows  (N*OH*OW, F)               a GEMM's output, one row per output pixel
+    cols  (C*KH*KW, N*OH*OW)         one column per output pixel (the CS231n layout)
+    out   (F, N*OH*OW)               the conv GEMM W @ cols, one column per output pixel
     pool  y, argmax (N, C, OH, OW)   argmax indexes the window, 0..KH*KW-1
 """
 
@@ -32,11 +32,11 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     return get_backend().kernels.maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads)
 
 
-def rows_to_nchw(rows, bias, n, oh, ow):
-    """(N*OH*OW, F) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
-    return get_backend().kernels.rows_to_nchw(rows, bias, n, oh, ow)
+def gemm_to_nchw(out, bias, n, oh, ow):
+    """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
+    return get_backend().kernels.gemm_to_nchw(out, bias, n, oh, ow)
 
 
-def nchw_to_rows(y):
-    """(N, F, OH, OW) -> contiguous (N*OH*OW, F): the layout the conv backward GEMMs want."""
-    return get_backend().kernels.nchw_to_rows(y)
+def nchw_to_gemm(y):
+    """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the conv backward GEMMs want."""
+    return get_backend().kernels.nchw_to_gemm(y)

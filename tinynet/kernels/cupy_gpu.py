@@ -20,11 +20,10 @@ from .numpy_ref import _out_hw
 
 _IM2COL = cp.ElementwiseKernel(
     "raw T x, int32 c, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "
-    "int32 oh, int32 ow",
+    "int32 oh, int32 ow, int32 np_",
     "T col",
     """
-    const int ckk = c * kh * kw;
-    const int r = i / ckk, k = i % ckk;           // row = output pixel, k = (channel, p, q)
+    const int k = i / np_, r = i % np_;           // row k = (channel, p, q), column r = output pixel
     const int q = k % kw, p = (k / kw) % kh, ch = k / (kw * kh);
     const int j = r % ow, ii = (r / ow) % oh, b = r / (ow * oh);
     const int y = ii * sh + p - pt, xx = j * sw + q - pl;
@@ -35,11 +34,10 @@ _IM2COL = cp.ElementwiseKernel(
 
 _COL2IM = cp.ElementwiseKernel(
     "raw T cols, int32 c, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "
-    "int32 oh, int32 ow",
+    "int32 oh, int32 ow, int32 np_",
     "T dx",
     """
     const int xx = i % w, y = (i / w) % h, ch = (i / (w * h)) % c, b = i / (w * h * c);
-    const int ckk = c * kh * kw;
     T acc = 0;
     for (int p = 0; p < kh; ++p) {
         const int yy = y + pt - p;                 // row of the window's top-left in padded coords
@@ -51,7 +49,7 @@ _COL2IM = cp.ElementwiseKernel(
             if (xq < 0 || xq % sw) continue;
             const int j = xq / sw;
             if (j >= ow) continue;
-            acc += cols[((b * oh + ii) * ow + j) * ckk + (ch * kh + p) * kw + q];
+            acc += cols[((ch * kh + p) * kw + q) * np_ + (b * oh + ii) * ow + j];
         }
     }
     dx = acc;
@@ -108,32 +106,32 @@ _POOL_BWD = cp.ElementwiseKernel(
     "tinynet_maxpool_bwd",
 )
 
-_ROWS_TO_NCHW = cp.ElementwiseKernel(
-    "raw T rows, raw T bias, int32 f, int32 npix",
+_GEMM_TO_NCHW = cp.ElementwiseKernel(
+    "raw T src, raw T bias, int32 f, int32 npix, int32 np_",
     "T out",
     """
     const int p = i % npix, c = (i / npix) % f, b = i / (npix * f);
-    out = rows[(b * npix + p) * f + c] + bias[c];
+    out = src[c * np_ + b * npix + p] + bias[c];
     """,
-    "tinynet_rows_to_nchw",
+    "tinynet_gemm_to_nchw",
 )
 
-_NCHW_TO_ROWS = cp.ElementwiseKernel(
-    "raw T y, int32 f, int32 npix",
-    "T rows",
+_NCHW_TO_GEMM = cp.ElementwiseKernel(
+    "raw T y, int32 f, int32 npix, int32 np_",
+    "T dst",
     """
-    const int c = i % f, r = i / f, b = r / npix, p = r % npix;
-    rows = y[(b * f + c) * npix + p];
+    const int c = i / np_, r = i % np_, b = r / npix, p = r % npix;
+    dst = y[(b * f + c) * npix + p];
     """,
-    "tinynet_nchw_to_rows",
+    "tinynet_nchw_to_gemm",
 )
 
 
 def im2col(x, kh, kw, stride, pads):
     n, c, h, w = x.shape
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
-    cols = cp.empty((n * oh * ow, c * kh * kw), dtype=x.dtype)
-    _IM2COL(cp.ascontiguousarray(x), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, cols)
+    cols = cp.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
+    _IM2COL(cp.ascontiguousarray(x), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, n * oh * ow, cols)
     return cols
 
 
@@ -141,7 +139,8 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     n, c, h, w = x_shape
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
     dx = cp.empty(x_shape, dtype=cols.dtype)
-    _COL2IM(cp.ascontiguousarray(cols), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, dx)
+    _COL2IM(cp.ascontiguousarray(cols), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, n * oh * ow,
+            dx)
     return dx
 
 
@@ -162,15 +161,15 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     return dx
 
 
-def rows_to_nchw(rows, bias, n, oh, ow):
-    f = rows.shape[1]
-    out = cp.empty((n, f, oh, ow), dtype=rows.dtype)
-    _ROWS_TO_NCHW(cp.ascontiguousarray(rows), bias, f, oh * ow, out)
-    return out
+def gemm_to_nchw(out, bias, n, oh, ow):
+    f = out.shape[0]
+    y = cp.empty((n, f, oh, ow), dtype=out.dtype)
+    _GEMM_TO_NCHW(cp.ascontiguousarray(out), bias, f, oh * ow, n * oh * ow, y)
+    return y
 
 
-def nchw_to_rows(y):
+def nchw_to_gemm(y):
     n, f, oh, ow = y.shape
-    rows = cp.empty((n * oh * ow, f), dtype=y.dtype)
-    _NCHW_TO_ROWS(cp.ascontiguousarray(y), f, oh * ow, rows)
-    return rows
+    dst = cp.empty((f, n * oh * ow), dtype=y.dtype)
+    _NCHW_TO_GEMM(cp.ascontiguousarray(y), f, oh * ow, n * oh * ow, dst)
+    return dst

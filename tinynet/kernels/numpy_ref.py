@@ -30,31 +30,34 @@ def _pad(x, pads, value=0.0):
 
 
 def im2col(x, kh, kw, stride, pads):
-    """(N, C, H, W) -> (N*OH*OW, C*KH*KW): each row is one receptive field."""
+    """(N, C, H, W) -> (C*KH*KW, N*OH*OW): column r holds the receptive field of output pixel r.
+
+    Row k = (channel, p, q) is the image shifted by (p, q): one strided slice per window position.
+    """
     xp = xp_of(x)
     n, c, h, w = x.shape
     sh, sw = stride
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
     xpad = _pad(x, pads)
-    cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, i, j] = xpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
-    return cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, c * kh * kw)
+            cols[:, i, j] = xpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im(cols, x_shape, kh, kw, stride, pads):
-    """The adjoint of im2col: scatter-add each row back onto the image."""
+    """The adjoint of im2col: add each column back onto the pixels it was copied from."""
     xp = xp_of(cols)
     n, c, h, w = x_shape
     sh, sw = stride
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
-    cols6 = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    cols6 = cols.reshape(c, kh, kw, n, oh, ow)
     hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
     dxpad = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, :, i, j]
+            dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols6[:, i, j].transpose(1, 0, 2, 3)
     return dxpad[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
@@ -94,14 +97,15 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     return dxpad[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
-def rows_to_nchw(rows, bias, n, oh, ow):
-    """Add the bias, then move channels from last (NHWC order) to second (NCHW)."""
-    xp = xp_of(rows)
-    f = rows.shape[1]
-    return xp.ascontiguousarray((rows + bias).reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+def gemm_to_nchw(out, bias, n, oh, ow):
+    """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): swap the first two axes."""
+    xp = xp_of(out)
+    f = out.shape[0]
+    return xp.ascontiguousarray((out + bias[:, None]).reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
 
 
-def nchw_to_rows(y):
+def nchw_to_gemm(y):
+    """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the backward GEMMs want."""
     xp = xp_of(y)
     n, f, oh, ow = y.shape
-    return xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(n * oh * ow, f)
+    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(f, n * oh * ow)

@@ -13,10 +13,10 @@ from .base import Layer
 class Conv2D(Layer):
     """x (N, C, H, W) -> y (N, F, OH, OW).  W (F, C, KH, KW), b (F,).
 
-    Forward:  cols = im2col(x)            (N*OH*OW, C*KH*KW)
-              y    = cols @ W.reshape(F, -1).T + b
-    Backward: dW   = dy_rows.T @ cols,   db = sum of dy over N, OH, OW
-              dx   = col2im(dy_rows @ W.reshape(F, -1))
+    Forward:  cols = im2col(x)                  (C*KH*KW, N*OH*OW), one column per output pixel
+              y    = W.reshape(F, -1) @ cols + b    (F, N*OH*OW), then NCHW
+    Backward: dW   = dy2 @ cols.T,  db = dy2.sum(1)   where dy2 is dy as (F, N*OH*OW)
+              dx   = col2im(W.reshape(F, -1).T @ dy2)
     ``input_grad = False`` (set by Sequential for a first layer) skips dx.
     """
 
@@ -66,19 +66,19 @@ class Conv2D(Layer):
         kh, kw = self.kernel
         W, b = self.params["W"].data, self.params["b"].data
         cols = kernels.im2col(x, kh, kw, self.stride, self.pads)
-        rows = cols @ W.reshape(self.out_channels, -1).T  # (N*OH*OW, F): one GEMM
+        out = W.reshape(self.out_channels, -1) @ cols  # (F, N*OH*OW): one GEMM
         self.cols, self.x_shape = cols, x.shape
-        return kernels.rows_to_nchw(rows, b, n, self.oh, self.ow)  # + b, back to NCHW
+        return kernels.gemm_to_nchw(out, b, n, self.oh, self.ow)  # + b, and N before F
 
     def backward(self, dy):
         kh, kw = self.kernel
         W = self.params["W"]
-        dy_rows = kernels.nchw_to_rows(dy)  # (N*OH*OW, F)
-        W.grad = (dy_rows.T @ self.cols).reshape(W.data.shape)
-        self.params["b"].grad = dy.sum(axis=(0, 2, 3))  # a contiguous reduction; dy_rows' columns are strided
+        dy2 = kernels.nchw_to_gemm(dy)  # (F, N*OH*OW), a new array: dy is left alone
+        W.grad = (dy2 @ self.cols.T).reshape(W.data.shape)
+        self.params["b"].grad = dy2.sum(axis=1)
         if not self.input_grad:  # first layer: nobody needs dx, skip a GEMM and col2im
             return None
-        dcols = dy_rows @ W.data.reshape(self.out_channels, -1)
+        dcols = W.data.reshape(self.out_channels, -1).T @ dy2  # (C*KH*KW, N*OH*OW)
         return kernels.col2im(dcols, self.x_shape, kh, kw, self.stride, self.pads)
 
     def __repr__(self):
