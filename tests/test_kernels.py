@@ -116,3 +116,17 @@ def test_im2col_column_is_one_receptive_field():
     cols = numpy_ref.im2col(x, 3, 2, (1, 1), (0, 0, 0, 0))  # OH, OW = 4, 4
     for b, ch, p, q, i, j in [(0, 0, 0, 0, 0, 0), (1, 2, 2, 1, 3, 3), (1, 0, 1, 0, 2, 1)]:
         assert cols[(ch * 3 + p) * 2 + q, (b * 4 + i) * 4 + j] == x[b, ch, i + p, j + q]
+
+
+def test_relu_kernels_match_reference(backend, dtype):
+    """Zeros, negative zeros and NaN included: NaN must pass through so divergence is still caught."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 7)).astype(dtype)
+    x[0, 0, 0, :4] = [0.0, -0.0, np.nan, -np.inf]
+    dy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    y = numpy_ref.relu_forward(x)
+    y_b = host(kernels.relu_forward(backend.asarray(x)))
+    dx_b = host(kernels.relu_backward(backend.asarray(dy), backend.asarray(y)))
+    assert y_b.dtype == dx_b.dtype == dtype
+    np.testing.assert_array_equal(y_b, y)
+    np.testing.assert_array_equal(dx_b, numpy_ref.relu_backward(dy, y))
+    assert np.isnan(y_b[0, 0, 0, 2]) and dx_b[0, 0, 0, 2] == 0

@@ -32,6 +32,16 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     return get_backend().kernels.maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads)
 
 
+def relu_forward(x):
+    """max(x, 0), same shape and dtype."""
+    return get_backend().kernels.relu_forward(x)
+
+
+def relu_backward(dy, y):
+    """dy where y > 0, else 0; y is the forward's output."""
+    return get_backend().kernels.relu_backward(dy, y)
+
+
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
     return get_backend().kernels.gemm_to_nchw(out, bias, n, oh, ow)

@@ -133,23 +133,29 @@ def _maxpool_bwd(dy, argmax, kw, sh, sw, dxp):
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_bwd_2x2(dy, argmax, dx):
-    """Non-overlapping 2x2 windows: write every dx element once (no zero-fill, no scatter)."""
-    n, c, oh, ow = dy.shape
+def _maxpool_bwd_2x2(dy_bits, argmax, dx_bits):
+    """Non-overlapping 2x2 windows: write every dx element once (no zero-fill, no scatter).
+
+    Works on the floats' bit patterns (int32/int64 views): ``v & -(a == k)`` keeps v
+    or gives +0.0 without a branch. Written as ``v if a == k else 0`` LLVM emits a
+    branch that mispredicts half the time on random data (0.62 -> 0.14 ms for a
+    32x32x26x26 batch).
+    """
+    n, c, oh, ow = dy_bits.shape
     for bc in prange(n * c):
         b, ch = bc // c, bc % c
-        g, am, dst = dy[b, ch], argmax[b, ch], dx[b, ch]
-        zero = g.dtype.type(0)
+        g, am, dst = dy_bits[b, ch], argmax[b, ch], dx_bits[b, ch]
+        t = g.dtype.type
         for i in range(oh):
             d0, d1 = dst[2 * i], dst[2 * i + 1]
             for j in range(ow):
-                v, a = g[i, j], am[i, j]
-                d0[2 * j] = v if a == 0 else zero
-                d0[2 * j + 1] = v if a == 1 else zero
-                d1[2 * j] = v if a == 2 else zero
-                d1[2 * j + 1] = v if a == 3 else zero
-        dst[2 * oh :, :] = zero  # an odd last row or column belongs to no window
-        dst[:, 2 * ow :] = zero
+                v, a = g[i, j], t(am[i, j])
+                d0[2 * j] = v & -t(a == 0)
+                d0[2 * j + 1] = v & -t(a == 1)
+                d1[2 * j] = v & -t(a == 2)
+                d1[2 * j + 1] = v & -t(a == 3)
+        dst[2 * oh :, :] = 0  # an odd last row or column belongs to no window
+        dst[:, 2 * ow :] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -170,6 +176,19 @@ def _nchw_to_gemm(y, out):
             src, dst = y[b, c], out[c]
             for p in range(p_count):
                 dst[b * p_count + p] = src[p]
+
+
+@njit(parallel=True, cache=True)
+def _relu_fwd(x, y):
+    for i in prange(x.size):  # 1-D: each thread gets one contiguous block
+        v = x[i]
+        y[i] = 0 if v <= 0 else v  # not "v > 0": NaN must pass through
+
+
+@njit(parallel=True, cache=True)
+def _relu_bwd(dy, y, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] if y[i] > 0 else 0
 
 
 def _crop(dxp, x_shape, pads):
@@ -221,7 +240,8 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     dy = np.ascontiguousarray(dy)
     if _plain_2x2(kh, kw, stride, pads):
         dx = np.empty(x_shape, dtype=dy.dtype)
-        _maxpool_bwd_2x2(dy, argmax, dx)
+        bits = np.dtype(f"int{8 * dy.itemsize}")  # same-size integers: float32 -> int32
+        _maxpool_bwd_2x2(dy.view(bits), argmax, dx.view(bits))
         return dx
     dxp = np.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=dy.dtype)
     _maxpool_bwd(dy, argmax, kw, stride[0], stride[1], dxp)
@@ -231,6 +251,21 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
 def _plain_2x2(kh, kw, stride, pads):
     """2x2 windows, stride 2, no padding (every pool in the course's models): each pixel in at most one window."""
     return (kh, kw) == (2, 2) and tuple(stride) == (2, 2) and not any(pads)
+
+
+def relu_forward(x):
+    """One pass, no mask array (NumPy's x * (x > 0) makes three; 1.58 -> 0.32 ms at batch 128)."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _relu_fwd(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def relu_backward(dy, y):
+    dy = np.ascontiguousarray(dy)
+    dx = np.empty_like(dy)
+    _relu_bwd(dy.reshape(-1), np.ascontiguousarray(y).reshape(-1), dx.reshape(-1))
+    return dx
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):

@@ -1,6 +1,6 @@
 """Reference kernels in plain array code (NumPy, and CuPy since only ``xp`` calls are used).
 
-The trick in all four: loop over the KH*KW positions *inside* a window (9 for a
+The trick in the convolution and pooling kernels: loop over the KH*KW positions *inside* a window (9 for a
 3x3 kernel) and move whole strided slices of the image at once, instead of
 looping over the output pixels.
 """
@@ -95,6 +95,16 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
             routed = xp.where(argmax == i * kw + j, dy, 0)
             dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += routed
     return dxpad[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
+
+
+def relu_forward(x):
+    """max(x, 0) elementwise; NaN stays NaN (so a diverging run is still noticed)."""
+    return xp_of(x).maximum(x, 0)
+
+
+def relu_backward(dy, y):
+    """dy where the ReLU's output y is positive, 0 elsewhere (y > 0 exactly where x > 0)."""
+    return dy * (y > 0)
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..backend import to_numpy
 from .base import Layer
 
@@ -15,11 +16,11 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         self._check_input(x)
-        self.mask = x > 0
-        return x * self.mask
+        self.y = kernels.relu_forward(x)  # backward needs only where y > 0
+        return self.y
 
     def backward(self, dy):
-        return dy * self.mask
+        return kernels.relu_backward(dy, self.y)
 
     def kink_margin(self, x):
         """Distance of the closest input to the kink at 0 (see MaxPool2D.kink_margin)."""
