@@ -1,7 +1,7 @@
+import tinynet  # noqa: I001  (before NumPy: see tinynet/cpu_threads.py)
 import numpy as np
 import pytest
 
-import tinynet
 from tinynet.backend import BackendUnavailable
 
 BACKENDS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]

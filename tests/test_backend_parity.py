@@ -129,3 +129,24 @@ def test_an_unavailable_backend_names_the_reason(monkeypatch):
     if "cupy" not in tinynet.available_backends():
         with pytest.raises(BackendUnavailable, match="backend 'cupy' is not usable here"):
             tinynet.use_backend("cupy")
+
+
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_openblas_thread_timeout_is_set_or_the_numba_backend_warns(numpy_first):
+    """OpenBLAS reads its thread timeout when NumPy loads it: tinynet sets it if it is imported first, else warns."""
+    if not optional.available("numba"):
+        pytest.skip(f"needs Numba: {optional.why_unavailable('numba')}")
+    import os
+    import subprocess
+    import sys
+
+    imports = "import numpy, tinynet" if numpy_first else "import tinynet, numpy"
+    code = (f"{imports}, os, warnings\nwarnings.simplefilter('error')\n"
+            "tinynet.use_backend('numba')\nprint(os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    if numpy_first:
+        assert run.returncode != 0 and "RuntimeWarning: NumPy was imported before tinynet" in run.stderr
+    else:
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "4"

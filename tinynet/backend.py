@@ -12,6 +12,7 @@ the entry points in :mod:`tinynet.kernels`, so it runs unchanged on all three:
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -94,8 +95,17 @@ def _make(name: str) -> Backend:
                 f"backend 'numba' needs Numba, which could not be imported "
                 f"({optional.why_unavailable('numba')}); install it with: pip install 'tinynet[numba]'"
             )
+        from . import cpu_threads
         from .kernels import numba_cpu
 
+        if not cpu_threads.spin_limited:
+            warnings.warn(
+                "NumPy was imported before tinynet, so OpenBLAS's threads spin after every matrix product "
+                "and slow the Numba kernels down (up to 10x on 2 cores). Import tinynet first, or run with "
+                f"{cpu_threads.OPENBLAS_VAR}=4 set in the environment.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return Backend("numba", np, numba_cpu)
     if name == "cupy":
         cupy = optional.load("cupy")
