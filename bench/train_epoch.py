@@ -28,6 +28,7 @@ import numpy as np
 
 import models
 from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
+from tinynet import cpu_threads
 
 MODEL = "cnn_dropout02"
 
@@ -156,7 +157,10 @@ def main(argv=None):
         for backend in args.backends.split(","):
             cmd = [sys.executable, "-m", "bench.train_epoch", "--child", "1", "--backend", backend, "--batch", str(batch),
                    "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            env = dict(os.environ)
+            if backend.startswith("torch"):  # PyTorch runs in the user's environment, without tinynet's thread tweaks
+                env = {k: v for k, v in env.items() if k not in cpu_threads.set_here}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -130,3 +130,20 @@ def test_relu_kernels_match_reference(backend, dtype):
     np.testing.assert_array_equal(y_b, y)
     np.testing.assert_array_equal(dx_b, numpy_ref.relu_backward(dy, y))
     assert np.isnan(y_b[0, 0, 0, 2]) and dx_b[0, 0, 0, 2] == 0
+
+
+@pytest.mark.parametrize("size", [10, 40_000])  # below and above the Numba kernel's small-array cutoff
+def test_adam_kernel_matches_reference(backend, dtype, size):
+    rng = np.random.default_rng(size)
+    p, g, m = (rng.standard_normal((size // 10, 10)).astype(dtype) for _ in range(3))
+    v = np.abs(rng.standard_normal(p.shape)).astype(dtype)
+    p0 = p.copy()
+    ref = [a.copy() for a in (p, g, m, v)]
+    numpy_ref.adam_update(*ref, 3e-3, 0.9, 0.999, 1e-7)
+    got = [backend.asarray(a) for a in (p, g, m, v)]
+    kernels.adam_update(*got, 3e-3, 0.9, 0.999, 1e-7)
+    for name, a, r in zip("pgmv", got, ref, strict=True):
+        a = host(a)
+        assert a.dtype == dtype, name
+        np.testing.assert_allclose(a, r, **tol(dtype), err_msg=name)
+    assert not np.array_equal(host(got[0]), p0)  # it did update in place

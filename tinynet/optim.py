@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from . import kernels
 from .backend import get_backend
 
 
@@ -83,17 +84,12 @@ class Adam(Optimizer):
         self.v = [p.data * 0 for p in self.params]
 
     def step(self):
-        xp = get_backend().xp
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = p.grad
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            p.data -= lr_t * m / (xp.sqrt(v) + self.eps)
+            # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba can fuse it
+            kernels.adam_update(p.data, p.grad, m, v, lr_t, b1, b2, self.eps)
 
     def state_arrays(self):
         out = {f"m.{i}": m for i, m in enumerate(self.m)}

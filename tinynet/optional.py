@@ -15,11 +15,23 @@ _reasons: dict[str, str] = {}
 def _try_numba():
     import numba
 
-    # Numba's OpenMP layer spin-waits after each parallel loop, starving
-    # OpenBLAS's threads in the GEMM that follows (measured: 432 -> 964 img/s on
-    # 2 cores). The workqueue layer sleeps instead. A user's own choice wins.
+    # Which threads run Numba's parallel loops matters as much as the loops.
+    # Measured on 2 cores, course CNN, batch 32 (with OpenBLAS's own spinning
+    # already stopped, see cpu_threads.py):
+    # - OpenMP as configured by default spins after each loop and starves the
+    #   GEMM threads that come next: 2,807 img/s;
+    # - the workqueue layer sleeps, but waking it costs ~30 us per loop, and a
+    #   step runs ~25 loops: 3,389-4,082 img/s;
+    # - OpenMP with OMP_WAIT_POLICY=passive sleeps on a futex and wakes in a
+    #   few us: 4,886-4,990 img/s.
+    # libgomp reads OMP_WAIT_POLICY once, on the first parallel loop. Without
+    # libgomp Numba falls back to workqueue. A user's own choices win.
     if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "workqueue"
+        from .cpu_threads import setdefault_env
+
+        setdefault_env("OMP_WAIT_POLICY", "passive")
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+        numba.config.THREADING_LAYER = "default"
     return numba
 
 

@@ -42,6 +42,11 @@ def relu_backward(dy, y):
     return get_backend().kernels.relu_backward(dy, y)
 
 
+def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+    """In place: m, v <- Adam moments with gradient g; p -= lr_t * m / (sqrt(v) + eps)."""
+    return get_backend().kernels.adam_update(p, g, m, v, lr_t, b1, b2, eps)
+
+
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
     return get_backend().kernels.gemm_to_nchw(out, bias, n, oh, ow)

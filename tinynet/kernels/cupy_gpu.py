@@ -19,9 +19,10 @@ import cupy as cp
 from . import numpy_ref
 from .numpy_ref import _out_hw
 
-# ReLU: the reference's xp code runs as is on CuPy arrays.
+# ReLU and Adam: the reference's xp code runs as is on CuPy arrays.
 relu_forward = numpy_ref.relu_forward
 relu_backward = numpy_ref.relu_backward
+adam_update = numpy_ref.adam_update
 
 _IM2COL = cp.ElementwiseKernel(
     "raw T x, int32 c, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "

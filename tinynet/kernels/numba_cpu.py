@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import numpy_ref
 from .numpy_ref import _out_hw, _pad
 
 
@@ -191,6 +192,17 @@ def _relu_bwd(dy, y, dx):
         dx[i] = dy[i] if y[i] > 0 else 0
 
 
+@njit(parallel=True, cache=True)
+def _adam(p, g, m, v, lr_t, b1, c1, b2, c2, eps):
+    # prange also makes LLVM vectorise this loop (a plain range loop ran 8x slower)
+    for i in prange(p.size):  # same operations, in the same order, as the reference
+        gi = g[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + c2 * (gi * gi)
+        m[i], v[i] = mi, vi
+        p[i] -= lr_t * mi / (np.sqrt(vi) + eps)
+
+
 def _crop(dxp, x_shape, pads):
     h, w = x_shape[2], x_shape[3]
     if not any(pads):
@@ -253,8 +265,15 @@ def _plain_2x2(kh, kw, stride, pads):
     return (kh, kw) == (2, 2) and tuple(stride) == (2, 2) and not any(pads)
 
 
+# Below this many elements, waking the second thread costs more than it saves
+# (a parallel loop over 10 floats: ~18 us; NumPy's few passes: ~8 us).
+_SMALL = 1 << 14
+
+
 def relu_forward(x):
     """One pass, no mask array (NumPy's x * (x > 0) makes three; 1.58 -> 0.32 ms at batch 128)."""
+    if x.size < _SMALL:
+        return numpy_ref.relu_forward(x)
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     _relu_fwd(x.reshape(-1), y.reshape(-1))
@@ -262,10 +281,22 @@ def relu_forward(x):
 
 
 def relu_backward(dy, y):
+    if dy.size < _SMALL:
+        return numpy_ref.relu_backward(dy, y)
     dy = np.ascontiguousarray(dy)
     dx = np.empty_like(dy)
     _relu_bwd(dy.reshape(-1), np.ascontiguousarray(y).reshape(-1), dx.reshape(-1))
     return dx
+
+
+def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+    """One pass per parameter instead of ~10 array operations (0.30 -> 0.13 ms per step for the course CNN)."""
+    contiguous = p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous  # in place needs flat views
+    if p.size < _SMALL or not contiguous:
+        return numpy_ref.adam_update(p, g, m, v, lr_t, b1, b2, eps)
+    t = p.dtype.type  # float32 parameters get float32 arithmetic, as NumPy does
+    _adam(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1),
+          t(lr_t), t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps))
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):

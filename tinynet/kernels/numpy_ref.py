@@ -111,6 +111,16 @@ def relu_backward(dy, y):
     return dy * (y > 0)
 
 
+def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+    """One Adam step, in place on p, m, v (see tinynet/optim.py for the formulas)."""
+    xp = xp_of(p)
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    p -= lr_t * m / (xp.sqrt(v) + eps)
+
+
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): swap the first two axes."""
     xp = xp_of(out)
