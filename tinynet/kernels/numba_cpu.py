@@ -70,6 +70,7 @@ def _col2im(cols, kh, kw, sh, sw, oh, ow, dxp):
 
 @njit(parallel=True, cache=True)
 def _col2im_unit_stride(cols, kh, kw, oh, ow, dxp):
+    """_col2im for stride 1, for the same reason as _im2col_unit_stride (0.73 -> 0.49 ms)."""
     n, c = dxp.shape[0], dxp.shape[1]
     for b in prange(n):
         for ch in range(c):
