@@ -28,7 +28,6 @@ import numpy as np
 
 import models
 from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
-from tinynet import cpu_threads
 
 MODEL = "cnn_dropout02"
 
@@ -157,10 +156,9 @@ def main(argv=None):
         for backend in args.backends.split(","):
             cmd = [sys.executable, "-m", "bench.train_epoch", "--child", "1", "--backend", backend, "--batch", str(batch),
                    "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup)]
-            env = dict(os.environ)
-            if backend.startswith("torch"):  # PyTorch runs in the user's environment, without tinynet's thread tweaks
-                env = {k: v for k, v in env.items() if k not in cpu_threads.set_here}
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            # Neither this process nor PyTorch's child loads Numba, so OMP_WAIT_POLICY (set when Numba loads) never
+            # reaches PyTorch's OpenMP; OPENBLAS_THREAD_TIMEOUT does, but PyTorch's GEMMs are MKL, not OpenBLAS.
+            proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]

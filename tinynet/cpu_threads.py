@@ -19,17 +19,6 @@ import sys
 
 OPENBLAS_VAR = "OPENBLAS_THREAD_TIMEOUT"
 
-#: Environment variables tinynet set itself (the user had not); bench/ runs PyTorch without them.
-set_here: list[str] = []
-
-
-def setdefault_env(name: str, value: str) -> None:
-    """Set ``name`` unless the user already did, and remember that we did."""
-    if name not in os.environ:
-        os.environ[name] = value
-        set_here.append(name)
-
-
 #: True when OpenBLAS will see a thread timeout (ours or the user's).
 spin_limited = OPENBLAS_VAR in os.environ or "numpy" not in sys.modules
-setdefault_env(OPENBLAS_VAR, "4")
+os.environ.setdefault(OPENBLAS_VAR, "4")

@@ -1,7 +1,8 @@
 """CUDA kernels for the CuPy backend: the same entry points as numpy_ref.
 
-Each kernel is a ``cupy.ElementwiseKernel`` (one GPU thread per output
-element, type-generic over float32/float64, compiled once and cached by CuPy).
+Each conv/pool kernel is a ``cupy.ElementwiseKernel`` (one GPU thread per output
+element, type-generic over float32/float64, compiled once and cached by CuPy);
+ReLU and Adam reuse the NumPy reference, whose ``xp`` calls run on CuPy as is.
 col2im and the max-pool backward are written as *gathers* — one thread per
 input pixel sums the contributions that land on it — so no two threads write
 the same element and no atomics are needed. The GEMMs stay in cuBLAS

@@ -1,8 +1,8 @@
 """Reference kernels in plain array code (NumPy, and CuPy since only ``xp`` calls are used).
 
-The trick in the convolution and pooling kernels: loop over the KH*KW positions *inside* a window (9 for a
-3x3 kernel) and move whole strided slices of the image at once, instead of
-looping over the output pixels.
+The trick in the convolution and pooling kernels: loop over the KH*KW
+positions *inside* a window (9 for a 3x3 kernel) and move whole strided slices
+of the image at once, instead of looping over the output pixels.
 """
 
 from __future__ import annotations
