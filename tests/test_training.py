@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import host
 from helpers import tiny_data, tiny_model
 
 from tinynet.callbacks import (
@@ -32,7 +33,7 @@ def train(epochs=3, seed=0, callbacks=(), backend="numpy", **kw):
 
 
 def weights(model):
-    return {k: np.array(p.data) for k, p in model.named_arrays().items()}
+    return {k: host(p.data).copy() for k, p in model.named_arrays().items()}
 
 
 def test_fit_learns_and_records_history():
@@ -126,8 +127,10 @@ def test_checkpoint_holds_the_promised_metadata(tmp_path):
     from tinynet.checkpoint import read_checkpoint
 
     meta, shapes, _ = read_checkpoint(tmp_path / "c.safetensors")
-    assert meta["format"] == "tinynet-checkpoint" and meta["format_version"] == "1" and meta["model_name"] == "tiny"
-    assert "train_rng" in meta and "dropout" in json.loads(meta["layer_rngs"])
+    assert meta["format"] == "tinynet-checkpoint" and meta["format_version"] == "2" and meta["model_name"] == "tiny"
+    dropout = model.layers[5]
+    assert "train_rng" in meta and json.loads(meta["layer_rngs"]) == {"dropout": {"seed": 0, "calls": 6}}
+    assert dropout.rng_state() == {"seed": 0, "calls": 6}  # 96 images in batches of 16: 6 training forwards
     assert shapes["model/batch_normalization.moving_mean"] == (4,)
     assert "optimizer/m.0" in shapes and meta["optimizer_t"] == str(opt.t)
 

@@ -12,6 +12,7 @@ the entry points in :mod:`tinynet.kernels`, so it runs unchanged on all three:
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 
 import numpy as np
@@ -163,11 +164,15 @@ def available_backends() -> list[str]:
 
 
 def array_library(a) -> str:
-    """'numpy' or 'cupy' — which library an array belongs to (or type name)."""
-    if isinstance(a, np.ndarray):
+    """'numpy' or 'cupy' — which library an array belongs to (or its type's top-level module)."""
+    if isinstance(a, (np.ndarray, np.generic)):
         return "numpy"
-    mod = type(a).__module__.split(".")[0]
-    return mod
+    return type(a).__module__.split(".")[0]
+
+
+def xp_of(a):
+    """The array module (NumPy or CuPy) an array belongs to, for code that must follow its argument."""
+    return np if array_library(a) == "numpy" else sys.modules[array_library(a)]
 
 
 def to_numpy(a):

@@ -20,7 +20,8 @@ import numpy as np
 from .backend import get_backend, to_numpy
 
 FORMAT = "tinynet-checkpoint"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: dropout layers save (seed, calls) of their counter-based generator
+READABLE_VERSIONS = ("1", "2")  # version 1's weights still load; its dropout states cannot resume a run
 
 
 class CheckpointError(ValueError):
@@ -34,9 +35,21 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _dropout_layers(model):
+    return {layer.name: layer for layer in model.layers if hasattr(layer, "rng_state")}
+
+
 def _rng_states(model):
-    """The bit-generator states of every Dropout layer's generator, by layer name."""
-    return {layer.name: layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")}
+    """Every Dropout layer's generator state (seed and calls so far), by layer name."""
+    return {name: layer.rng_state() for name, layer in _dropout_layers(model).items()}
+
+
+def _check_rng_state(path, name, state):
+    ok = isinstance(state, dict) and set(state) == {"seed", "calls"} and all(
+        isinstance(state[k], int) and not isinstance(state[k], bool) and 0 <= state[k] < 2**64 for k in state)
+    if not ok:
+        raise CheckpointError(f"{path}: metadata 'layer_rngs' for {name!r} is damaged: expected "
+                              f"{{'seed': int, 'calls': int}} (0 <= each < 2**64), got {state!r}")
 
 
 def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=None, extra=None):
@@ -98,9 +111,10 @@ def read_checkpoint(path):
         raise CheckpointError(f"{path}: not a valid safetensors checkpoint ({type(exc).__name__}: {exc})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tinynet checkpoint (format {meta.get('format')!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path}: checkpoint format version {meta.get('format_version')!r}, this tinynet reads {FORMAT_VERSION!r}"
+            f"{path}: checkpoint format version {meta.get('format_version')!r}, this tinynet reads "
+            f"{' and '.join(map(repr, READABLE_VERSIONS))}"
         )
     meta["parsed"] = _parse_meta(path, meta)
     return meta, shapes, f
@@ -166,10 +180,16 @@ def load_checkpoint(path, model, optimizer=None, rng=None):
     if problems:
         raise CheckpointError(f"{path} does not fit model {model.name!r}:\n  " + "\n  ".join(problems))
     # Check that every saved RNG state is usable before anything is changed.
-    rngs = {layer.name: layer.rng for layer in model.layers if hasattr(layer, "rng")}
-    for name, state in parsed.get("layer_rngs", {}).items():
-        if name in rngs:
-            _set_rng_state(path, type(rngs[name])(type(rngs[name].bit_generator)()), state, name)
+    dropouts = _dropout_layers(model)
+    layer_rngs = parsed.get("layer_rngs", {})
+    if meta["format_version"] == "1":
+        if optimizer is not None or rng is not None:
+            raise CheckpointError(f"{path} was written by tinynet 0.1, whose dropout generator is not this one's: its "
+                                  "weights load (evaluate, predict), but a run cannot be resumed from it")
+        layer_rngs = {}
+    for name, state in layer_rngs.items():
+        if name in dropouts:
+            _check_rng_state(path, name, state)
     if rng is not None and "train_rng" in parsed:
         _set_rng_state(path, np.random.Generator(type(rng.bit_generator)()), parsed["train_rng"], "training")
 
@@ -187,9 +207,9 @@ def load_checkpoint(path, model, optimizer=None, rng=None):
     if optimizer is not None:
         optimizer.load_state_arrays({k: backend.asarray(v) for k, v in opt_loaded.items()}, parsed["optimizer_t"])
         optimizer.lr = parsed.get("lr", optimizer.lr)
-    for name, state in parsed.get("layer_rngs", {}).items():
-        if name in rngs:
-            rngs[name].bit_generator.state = state
+    for name, state in layer_rngs.items():
+        if name in dropouts:
+            dropouts[name].set_rng_state(state, backend)
     if rng is not None and "train_rng" in parsed:
         rng.bit_generator.state = parsed["train_rng"]
     return meta

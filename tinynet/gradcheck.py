@@ -133,8 +133,8 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
         out = m.forward(x, training=True)
         # Freeze dropout masks so every evaluation below sees the same function.
         for layer in _layers_of(m):
-            if isinstance(layer, Dropout) and layer.mask is not None:
-                layer.fixed_mask = layer.mask
+            if isinstance(layer, Dropout) and layer.last_mask() is not None:
+                layer.fixed_mask = layer.last_mask()
         g = backend.asarray(rng.standard_normal(out.shape))
 
         def objective():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import kernels
 from .backend import check_array, get_backend
 
 
@@ -14,8 +17,12 @@ class SoftmaxCrossEntropy:
     ``backward() -> dlogits = (softmax(logits) - onehot(labels)) / N``.
 
     Stable: log-sum-exp with the row max subtracted, so logits of 1000 are fine
-    in float32. Set ``check_labels=False`` when the labels were validated once
-    up front (``fit`` does), which saves a device-to-host sync per step.
+    in float32. With class indices, loss and gradient come from one kernel
+    (``tinynet.kernels.softmax_cross_entropy``); ``totals``, a float64 array of
+    2, collects the summed loss and the number of correct predictions on the
+    device, as ``fit`` does for its epoch figures. Set ``check_labels=False``
+    when the labels were validated once up front (``fit`` does), which saves a
+    device-to-host sync per step.
     """
 
     def __init__(self, check_labels: bool = True):
@@ -49,30 +56,27 @@ class SoftmaxCrossEntropy:
         else:
             raise ValueError(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
 
-    def forward(self, logits, labels):
-        xp = get_backend().xp
+    def forward(self, logits, labels, totals=None):
         self._check(logits, labels)
-        n = logits.shape[0]
+        if labels.ndim == 1:
+            if labels.dtype != np.int64:
+                labels = labels.astype(np.int64)
+            rows, self.dlogits = kernels.softmax_cross_entropy(logits, labels, totals)
+            return rows.mean()
+        xp = get_backend().xp
         z = logits - logits.max(axis=1, keepdims=True)
         e = xp.exp(z)
         total = e.sum(axis=1, keepdims=True)
-        logp = z - xp.log(total)
-        self.probs = e / total
-        self.labels = labels
-        if labels.ndim == 1:
-            picked = logp[xp.arange(n), labels]
-            return -picked.mean()
-        return -(labels.astype(logits.dtype) * logp).sum() / logits.dtype.type(n)
+        n = logits.dtype.type(logits.shape[0])
+        soft = labels.astype(logits.dtype)
+        self.dlogits = (e / total - soft) / n
+        rows = -(soft * (z - xp.log(total))).sum(axis=1)
+        if totals is not None:
+            totals[0] += rows.sum(dtype=np.float64)
+            totals[1] += (logits.argmax(axis=1) == labels.argmax(axis=1)).sum()
+        return rows.sum() / n
 
     def backward(self):
-        xp = get_backend().xp
-        n = self.probs.shape[0]
-        d = self.probs.copy()
-        if self.labels.ndim == 1:
-            d[xp.arange(n), self.labels] -= 1
-        else:
-            d -= self.labels.astype(d.dtype)
-        d /= d.dtype.type(n)
-        return d
+        return self.dlogits
 
     __call__ = forward

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+import numpy as np
 
 from . import kernels
-from .backend import get_backend
+from .backend import get_backend, to_numpy, xp_of
+
+
+def check_learning_rate(lr, what="learning rate"):
+    """A positive, finite real number (Python or NumPy); returned as a Python float."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{what} must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+def check_step_count(t):
+    """An integer >= 0 (Python or NumPy)."""
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+        raise ValueError(f"the optimizer step count must be an integer >= 0, got {t!r}")
+    return int(t)
 
 
 class Optimizer:
@@ -13,20 +30,46 @@ class Optimizer:
         self.params = [p for p in params if p.trainable]
         if not self.params:
             raise ValueError("the optimizer got no trainable parameters (is the model built?)")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = lr
         self.t = 0  # steps taken
+
+    @property
+    def lr(self) -> float:
+        return self._lr_value
+
+    @lr.setter
+    def lr(self, value):
+        self._lr_value = check_learning_rate(value)
+
+    @property
+    def t(self) -> int:
+        return self._t_value
+
+    @t.setter
+    def t(self, value):
+        self._t_value = check_step_count(value)
 
     def step(self):
         raise NotImplementedError
+
+    def check_gradients(self):
+        """Every parameter has a gradient of its own shape, dtype and backend: checked before anything changes."""
+        for i, p in enumerate(self.params):
+            name = p.name or f"parameter {i}"
+            if p.grad is None:
+                raise ValueError(f"{name} has no gradient (grad is None): run backward before step()")
+            if type(p.grad) is not type(p.data):
+                raise TypeError(f"{name}: its gradient is a {type(p.grad).__name__}, the parameter a {type(p.data).__name__}")
+            if tuple(p.grad.shape) != tuple(p.data.shape) or p.grad.dtype != p.data.dtype:
+                raise ValueError(f"{name}: gradient {p.grad.dtype}{list(p.grad.shape)} does not match the parameter "
+                                 f"{p.data.dtype}{list(p.data.shape)}")
 
     def state_arrays(self) -> dict:
         """Named arrays of the optimizer state (for checkpoints)."""
         return {}
 
     def load_state_arrays(self, arrays: dict, t: int):
-        self.t = int(t)
+        self.t = t
 
     def to(self, backend):
         """Move the optimizer state onto another backend, in place."""
@@ -41,12 +84,13 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = momentum
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
         self.velocity = [p.data * 0 for p in self.params] if momentum else []
 
     def step(self):
+        self.check_gradients()
         self.t += 1
         for i, p in enumerate(self.params):
             if self.momentum:
@@ -72,24 +116,61 @@ class Adam(Optimizer):
         m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g^2
         lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
         p -= lr_t * m / (sqrt(v) + eps)
+
+    t, lr and lr_t are kept in (1,)-shaped float64 arrays beside the parameters and
+    updated there. On a GPU this matters: a training step captured in a CUDA graph
+    computes each replay's own lr_t, where a host number would be frozen into the
+    graph at capture time.
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7):
-        super().__init__(params, lr)
         for name, b in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= b < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {b!r}")
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+            if isinstance(b, bool) or not isinstance(b, numbers.Real) or not 0 <= b < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {b!r}")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self._scalars = None
+        super().__init__(params, lr)
         self.m = [p.data * 0 for p in self.params]
         self.v = [p.data * 0 for p in self.params]
+        self._make_scalars(xp_of(self.params[0].data), 0)
+
+    def _make_scalars(self, xp, t):
+        """t, lr and lr_t as (1,) float64 arrays of library ``xp``."""
+        self._scalars = {"t": xp.full(1, t, dtype=np.float64), "lr": xp.full(1, self.lr, dtype=np.float64),
+                         "lr_t": xp.zeros(1, dtype=np.float64)}
+
+    @property
+    def t(self) -> int:
+        """Steps taken (on a GPU, reading it waits for the device)."""
+        return int(to_numpy(self._scalars["t"])[0])
+
+    @t.setter
+    def t(self, value):
+        value = check_step_count(value)
+        if self._scalars is not None:
+            self._scalars["t"].fill(value)
+
+    @property
+    def lr(self) -> float:
+        return self._lr_value
+
+    @lr.setter
+    def lr(self, value):
+        self._lr_value = check_learning_rate(value)
+        if self._scalars is not None:
+            self._scalars["lr"].fill(self._lr_value)
 
     def step(self):
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        lr_t = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        self.check_gradients()
+        s, b1, b2 = self._scalars, self.beta1, self.beta2
+        xp = xp_of(s["t"])
+        s["t"] += 1
+        xp.divide(s["lr"] * xp.sqrt(1 - b2 ** s["t"]), 1 - b1 ** s["t"], out=s["lr_t"])
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba can fuse it
-            kernels.adam_update(p.data, p.grad, m, v, lr_t, b1, b2, self.eps)
+            # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba and CUDA can fuse it
+            kernels.adam_update(p.data, p.grad, m, v, s["lr_t"], b1, b2, self.eps)
 
     def state_arrays(self):
         out = {f"m.{i}": m for i, m in enumerate(self.m)}
@@ -97,7 +178,8 @@ class Adam(Optimizer):
         return out
 
     def load_state_arrays(self, arrays, t):
-        super().load_state_arrays(arrays, t)
+        t = check_step_count(t)
         n = len(self.params)
         self.m = [arrays[f"m.{i}"] for i in range(n)]
         self.v = [arrays[f"v.{i}"] for i in range(n)]
+        self._make_scalars(xp_of(self.m[0]), t)

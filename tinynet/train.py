@@ -1,16 +1,36 @@
-"""Training and evaluation loops: ``fit`` (Keras-like) and ``evaluate``."""
+"""Training and evaluation: ``train_step`` (the lesson), ``fit`` (Keras-like) and ``evaluate``.
+
+``fit`` is built in the shape of CS231n's Solver: ``train_step`` does one step of
+gradient descent, ``train_epoch`` runs the steps of an epoch, ``evaluate`` checks
+accuracy, and ``fit`` puts them together with the callbacks.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .backend import get_backend, to_numpy, using_backend
 from .callbacks import TerminateOnNaN
 from .checkpoint import load_checkpoint
+
+
+def train_step(model, loss, optimizer, xb, yb, totals=None):
+    """One step of gradient descent on a batch; returns the batch's mean loss (a 0-d array, on the device).
+
+    ``totals`` (float64, shape (2,)) collects the summed loss and the number of correct
+    predictions without a device-to-host copy (see SoftmaxCrossEntropy).
+    """
+    out = model.forward(xb, training=True)  # 1. predictions
+    value = loss.forward(out, yb, totals)  # 2. how wrong they are
+    model.backward(loss.backward(), input_grad=False)  # 3. every parameter's gradient
+    optimizer.step()  # 4. a small step against it
+    return value
 
 
 class History:
@@ -49,7 +69,7 @@ class Run:
 
 
 def check_labels(y, n, num_classes, what="labels"):
-    """Validate integer class labels once, on the host, before any training."""
+    """Validate integer class labels once, on the host, before any training; returns them on the host."""
     y = to_numpy(y)
     if y.dtype.kind not in "iu":
         raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype {y.dtype}")
@@ -102,10 +122,10 @@ def predict_logits(model, x, batch_size=1000):
 
 
 def evaluate(model, loss, x, y, batch_size=1000):
-    """Loss and accuracy over (x, y) in inference mode. Returns a dict with the logits too."""
+    """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
     _check_images(model, x)
     k = model.output_shape[0]
-    y = check_labels(y, len(x), k)
+    y = check_labels(y, len(x), k).astype(np.int64)
     logits = predict_logits(model, x, batch_size)
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
@@ -124,25 +144,15 @@ def _labels_checked_up_front(loss):
         loss.check_labels = checked
 
 
-def fit(
-    model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-    shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
-    eval_batch_size=1000, sync_every=None,
-):
-    """Train ``model`` on host arrays ``x`` (N, C, H, W) float and ``y`` (N,) int labels.
+def _positive_int(v, what):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{what} must be a positive integer, got {v!r}")
+    return int(v)
 
-    The whole data set is moved onto the model's backend once (on a GPU it
-    stays resident); batches are gathered there. ``resume_from`` a checkpoint
-    continues a run exactly where it was saved (weights, optimizer state,
-    epoch, shuffling and dropout RNG states, history).
-    Returns a :class:`History`.
-    """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    _check_images(model, x)
+
+def _split_validation(model, x, y, validation_data, validation_split):
     num_classes = model.output_shape[0]
+    _check_images(model, x)
     y = check_labels(y, len(x), num_classes)
     if validation_data is None and validation_split:
         if not 0 < validation_split < 1:
@@ -152,12 +162,54 @@ def fit(
     if validation_data is not None:
         _check_images(model, validation_data[0], "validation x")
         check_labels(validation_data[1], len(validation_data[0]), num_classes, "validation labels")
+    return x, y, validation_data
+
+
+def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals):
+    """The function that runs one step on rows ``idx``: plainly, or replaying a captured CUDA graph."""
+    from .optim import Adam
+
+    def plain(xd, yd, idx):
+        return train_step(model, loss, optimizer, xd[idx], yd[idx], totals)
+
+    if cuda_graph is None:  # auto: on a GPU, with an optimizer that keeps its per-step numbers on the device
+        cuda_graph = backend.name == "cupy" and isinstance(optimizer, Adam) and n // batch_size >= 3
+    if not cuda_graph:
+        return plain, contextlib.nullcontext()
+    if backend.name != "cupy":
+        raise ValueError(f"cuda_graph=True needs the 'cupy' backend, the model is on {backend.name!r}")
+    from .cuda_graph import CapturedStep
+
+    step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend.xp, batch_size,
+                        model.input_shape, model.dtype)
+    return step, step
+
+
+def fit(
+    model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+    shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
+    eval_batch_size=1000, sync_every=None, cuda_graph=None,
+):
+    """Train ``model`` on ``x`` (N, C, H, W) float and ``y`` (N,) int labels, on the host or the model's device.
+
+    The whole data set is moved onto the model's backend once (on a GPU it
+    stays resident); batches are gathered there. ``resume_from`` a checkpoint
+    continues a run exactly where it was saved (weights, optimizer state,
+    epoch, shuffling and dropout RNG states, history). On a GPU the step runs
+    as a captured CUDA graph (``cuda_graph=None`` decides: with Adam and at
+    least 3 full batches; see tinynet/cuda_graph.py), and the loss and accuracy
+    are read back every ``sync_every`` steps (default 20; 1 on the CPU).
+    Returns a :class:`History`.
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
 
     backend = get_backend(model.backend)
-    sync_every = sync_every or (1 if backend.name != "cupy" else 20)  # a host sync per step is free on CPU
+    sync_every = _positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
     rng = np.random.default_rng(seed)
-    history = History()
-    start = 0
+    history, start = History(), 0
     if resume_from is not None:
         meta = load_checkpoint(resume_from, model, optimizer, rng)
         start = meta["parsed"].get("epoch", -1) + 1
@@ -166,38 +218,23 @@ def fit(
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
     run = Run(model, optimizer, history, rng, verbose, sync_every)
-    xd, yd = backend.asarray(x), backend.asarray(y)
-    n, steps = len(x), math.ceil(len(x) / batch_size)
-    from tqdm.auto import tqdm
+    xd, yd = backend.asarray(x), backend.asarray(np.asarray(y, dtype=np.int64))
+    totals = backend.xp.zeros(2, dtype=np.float64)  # summed loss, correct predictions: stay on the device
+    step, stream = _stepper(model, loss, optimizer, backend, batch_size, len(x), cuda_graph, totals)
 
-    with using_backend(backend.name), _labels_checked_up_front(loss):
+    with using_backend(backend.name), _labels_checked_up_front(loss), stream:
         for c in callbacks:
             c.on_train_begin(run)
         for epoch in range(start, epochs):
             run.epoch = epoch
             for c in callbacks:
                 c.on_epoch_begin(epoch, run)
+            if hasattr(step, "new_epoch"):
+                step.new_epoch()
             t0 = time.perf_counter()
-            order = backend.asarray(rng.permutation(n) if shuffle else np.arange(n))
-            loss_sum = correct = 0
-            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", disable=not verbose, leave=True)
-            for step in range(steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                xb, yb = xd[idx], yd[idx]
-                out = model.forward(xb, training=True)
-                value = loss.forward(out, yb)
-                loss_sum = loss_sum + value * len(idx)  # stays on the device until read
-                correct = correct + (out.argmax(axis=1) == yb).sum()
-                if (step + 1) % sync_every == 0 or step == steps - 1:
-                    logs = {"loss": float(value)}
-                    for c in callbacks:
-                        c.on_batch_end(step, logs, run)
-                    seen = min((step + 1) * batch_size, n)
-                    bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.4f}", refresh=False)
-                model.backward(loss.backward(), input_grad=False)
-                optimizer.step()
-                bar.update(1)
-            logs = {"loss": float(loss_sum) / n, "accuracy": int(correct) / n, "lr": optimizer.lr}
+            bar = tqdm(total=math.ceil(len(xd) / batch_size), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                       disable=not verbose, leave=True)
+            logs = train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar)
             if validation_data is not None:
                 v = evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
                 logs.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
@@ -213,3 +250,24 @@ def fit(
         for c in callbacks:
             c.on_train_end(run)
     return history
+
+
+def train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar):
+    """One pass over the data in a fresh shuffled order; returns the epoch's loss, accuracy and lr."""
+    n = len(xd)
+    steps = math.ceil(n / batch_size)
+    backend = get_backend(run.model.backend)
+    order = backend.asarray(run.rng.permutation(n) if shuffle else np.arange(n))
+    totals.fill(0)
+    for i in range(steps):
+        value = step(xd, yd, order[i * batch_size : (i + 1) * batch_size])
+        bar.update(1)
+        if (i + 1) % run.sync_every == 0 or i == steps - 1:  # the only reads back from the device
+            logs = {"loss": float(value)}
+            for c in callbacks:
+                c.on_batch_end(i, logs, run)
+            loss_sum, correct = to_numpy(totals)
+            seen = min((i + 1) * batch_size, n)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+    loss_sum, correct = to_numpy(totals)
+    return {"loss": float(loss_sum) / n, "accuracy": float(correct) / n, "lr": run.optimizer.lr}

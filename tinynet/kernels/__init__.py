@@ -1,57 +1,223 @@
-"""Kernel entry points. Each dispatches to the current backend's implementation.
+"""Kernel entry points. Each checks its arguments, then runs the current backend's implementation.
 
-The NumPy versions in :mod:`tinynet.kernels.numpy_ref` are the readable
-reference; :mod:`numba_cpu` and :mod:`cupy_gpu` must produce the same numbers.
-:mod:`naive` holds plain-loop versions of whole ops that the tests compare with.
+The NumPy versions in :mod:`tinynet.kernels.numpy_ref` are the readable reference;
+:mod:`numba_cpu` and :mod:`cupy_gpu` (CUDA source in ``cupy_gpu.cu``) must produce
+the same numbers, NaN and inf included. :mod:`naive` holds plain-loop versions of
+whole ops that the tests compare with.
 
-Shapes (NCHW):
+Every argument is checked here, once, before any backend touches memory: a
+compiled kernel trusts shapes and dtypes, so a wrong one would read or write
+past an array's end instead of raising. Shapes (NCHW):
+
     x     (N, C, H, W)               pads (top, bottom, left, right)
     cols  (C*KH*KW, N*OH*OW)         one column per output pixel (the CS231n layout)
     out   (F, N*OH*OW)               the conv GEMM W @ cols, one column per output pixel
-    pool  y, argmax (N, C, OH, OW)   argmax indexes the window, 0..KH*KW-1
+    pool  y, argmax (N, C, OH, OW)   argmax (int8) indexes the window, 0..KH*KW-1
 """
 
 from __future__ import annotations
 
-from ..backend import get_backend
+import numbers
+
+import numpy as np
+
+from ..backend import check_array, get_backend
+from ..padding import output_size
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+# -- checks --------------------------------------------------------------------------------------------------------
+def _array(a, what, ndim=None, dtypes=FLOATS):
+    check_array(a, what)
+    if a.dtype not in dtypes:
+        raise TypeError(f"{what} must be {' or '.join(map(str, dtypes))}, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{what} must be {ndim}-D, got shape {tuple(a.shape)}")
+    return a
+
+
+def _same(a, b, what_a, what_b):
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{what_b} has shape {tuple(b.shape)} but {what_a} has {tuple(a.shape)}; they must match")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{what_b} is {b.dtype} but {what_a} is {a.dtype}; they must match")
+
+
+def _int(v, what, low):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def _window(kh, kw, stride, pads):
+    kh, kw = _int(kh, "kernel height", 1), _int(kw, "kernel width", 1)
+    if len(stride) != 2 or len(pads) != 4:
+        raise ValueError(f"stride must be (sh, sw) and pads (top, bottom, left, right), got {stride!r} and {pads!r}")
+    stride = (_int(stride[0], "stride", 1), _int(stride[1], "stride", 1))
+    pads = tuple(_int(p, "padding", 0) for p in pads)
+    return kh, kw, stride, pads
+
+
+def output_hw(h, w, kh, kw, stride, pads):
+    """Output height and width of a window op; a clear error when the window does not fit."""
+    oh, ow = output_size((h, w), (kh, kw), stride, pads)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"a {kh}x{kw} window does not fit a {h}x{w} input with pads {tuple(pads)}")
+    return oh, ow
+
+
+def _image_shape(x_shape):
+    if len(x_shape) != 4 or any(_int(s, "x_shape entry", 1) < 1 for s in x_shape):
+        raise ValueError(f"x_shape must be (N, C, H, W) of positive sizes, got {tuple(x_shape)}")
+    return tuple(int(s) for s in x_shape)
+
+
+def _impl():
+    return get_backend().kernels
+
+
+# -- convolution ---------------------------------------------------------------------------------------------------
 def im2col(x, kh, kw, stride, pads):
-    return get_backend().kernels.im2col(x, kh, kw, stride, pads)
+    """(N, C, H, W) -> (C*KH*KW, N*OH*OW): column r holds the receptive field of output pixel r."""
+    _array(x, "im2col input", 4)
+    kh, kw, stride, pads = _window(kh, kw, stride, pads)
+    output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
+    return _impl().im2col(x, kh, kw, stride, pads)
 
 
 def col2im(cols, x_shape, kh, kw, stride, pads):
-    return get_backend().kernels.col2im(cols, x_shape, kh, kw, stride, pads)
-
-
-def maxpool_forward(x, kh, kw, stride, pads):
-    return get_backend().kernels.maxpool_forward(x, kh, kw, stride, pads)
-
-
-def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
-    return get_backend().kernels.maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads)
-
-
-def relu_forward(x):
-    """max(x, 0), same shape and dtype."""
-    return get_backend().kernels.relu_forward(x)
-
-
-def relu_backward(dy, y):
-    """dy where y > 0, else 0; y is the forward's output."""
-    return get_backend().kernels.relu_backward(dy, y)
-
-
-def adam_update(p, g, m, v, lr_t, b1, b2, eps):
-    """In place: m, v <- Adam moments with gradient g; p -= lr_t * m / (sqrt(v) + eps)."""
-    return get_backend().kernels.adam_update(p, g, m, v, lr_t, b1, b2, eps)
+    """The adjoint of im2col: (C*KH*KW, N*OH*OW) -> (N, C, H, W)."""
+    _array(cols, "col2im columns", 2)
+    n, c, h, w = _image_shape(x_shape)
+    kh, kw, stride, pads = _window(kh, kw, stride, pads)
+    oh, ow = output_hw(h, w, kh, kw, stride, pads)
+    if tuple(cols.shape) != (c * kh * kw, n * oh * ow):
+        raise ValueError(f"col2im columns must have shape {(c * kh * kw, n * oh * ow)} for x_shape {(n, c, h, w)}, "
+                         f"got {tuple(cols.shape)}")
+    return _impl().col2im(cols, (n, c, h, w), kh, kw, stride, pads)
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
-    return get_backend().kernels.gemm_to_nchw(out, bias, n, oh, ow)
+    _array(out, "conv output", 2)
+    _array(bias, "bias", 1)
+    n, oh, ow = _int(n, "n", 1), _int(oh, "oh", 1), _int(ow, "ow", 1)
+    if tuple(out.shape) != (out.shape[0], n * oh * ow) or tuple(bias.shape) != (out.shape[0],):
+        raise ValueError(f"conv output {tuple(out.shape)} and bias {tuple(bias.shape)} do not fit "
+                         f"(F, {n * oh * ow}) and (F,)")
+    if bias.dtype != out.dtype:
+        raise TypeError(f"bias is {bias.dtype} but the conv output is {out.dtype}")
+    return _impl().gemm_to_nchw(out, bias, n, oh, ow)
 
 
 def nchw_to_gemm(y):
-    """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the conv backward GEMMs want."""
-    return get_backend().kernels.nchw_to_gemm(y)
+    """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the backward GEMMs want."""
+    _array(y, "conv gradient", 4)
+    return _impl().nchw_to_gemm(y)
+
+
+# -- pooling -------------------------------------------------------------------------------------------------------
+def maxpool_forward(x, kh, kw, stride, pads):
+    """Max of each window, and the winner's position in it. Ties: the first wins; NaN: the first NaN wins."""
+    _array(x, "max-pool input", 4)
+    kh, kw, stride, pads = _window(kh, kw, stride, pads)
+    if kh * kw > 127:
+        raise ValueError(f"a {kh}x{kw} window has more positions than an int8 argmax can index (127)")
+    output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
+    return _impl().maxpool_forward(x, kh, kw, stride, pads)
+
+
+def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
+    """Route each output gradient to the input that won its window."""
+    _array(dy, "max-pool gradient", 4)
+    _array(argmax, "max-pool argmax", 4, dtypes=(np.dtype(np.int8),))
+    n, c, h, w = _image_shape(x_shape)
+    kh, kw, stride, pads = _window(kh, kw, stride, pads)
+    oh, ow = output_hw(h, w, kh, kw, stride, pads)
+    if tuple(dy.shape) != (n, c, oh, ow) or tuple(argmax.shape) != (n, c, oh, ow):
+        raise ValueError(f"max-pool gradient {tuple(dy.shape)} and argmax {tuple(argmax.shape)} must both be "
+                         f"{(n, c, oh, ow)} for x_shape {(n, c, h, w)}")
+    return _impl().maxpool_backward(dy, argmax, (n, c, h, w), kh, kw, stride, pads)
+
+
+# -- elementwise ---------------------------------------------------------------------------------------------------
+def relu_forward(x):
+    """max(x, 0), same shape and dtype; NaN passes through."""
+    _array(x, "ReLU input")
+    return _impl().relu_forward(x)
+
+
+def relu_backward(dy, y):
+    """dy where y > 0, else 0 (even where dy is inf or NaN); y is the forward's output."""
+    _array(dy, "ReLU gradient")
+    _array(y, "ReLU output")
+    _same(y, dy, "the ReLU output", "the ReLU gradient")
+    return _impl().relu_backward(dy, y)
+
+
+def dropout(x, seed, calls, rate):
+    """x * keep / (1 - rate), keep drawn by the counter-based generator at (seed, calls[0]).
+
+    Element i is kept when the top 32 bits of splitmix64(key + (i + 1) * golden) are at least
+    round(rate * 2**32), with key = splitmix64(seed + calls[0] * golden): every backend draws the same
+    mask, and the backward pass is the same call on dy.
+    """
+    _array(x, "dropout input")
+    check_array(calls, "dropout call counter")
+    if calls.dtype != np.uint64 or tuple(calls.shape) != (1,):
+        raise TypeError(f"the dropout call counter must be a uint64 array of shape (1,), got {calls.dtype} "
+                        f"{tuple(calls.shape)}")
+    seed = _int(seed, "dropout seed", 0)
+    if seed >= 2**64:
+        raise ValueError(f"dropout seed must be below 2**64, got {seed}")
+    if not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    return _impl().dropout(x, seed, calls, float(rate))
+
+
+def dropout_threshold(rate):
+    """The uint32 threshold the dropout generator's bits are compared with."""
+    return min(round(rate * 2**32), 2**32 - 1)
+
+
+def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+    """In place: m, v <- Adam moments with gradient g; p -= lr_t * m / (sqrt(v) + eps).
+
+    ``lr_t`` is a float64 array of shape (1,) on the same backend (on a GPU it stays there, so a
+    captured CUDA graph reads each step's value).
+    """
+    for what, a in (("parameter", p), ("gradient", g), ("first moment", m), ("second moment", v)):
+        _array(a, f"Adam {what}")
+    for what, a in (("gradient", g), ("first moment", m), ("second moment", v)):
+        _same(p, a, "the parameter", f"the {what}")
+    check_array(lr_t, "Adam lr_t")
+    if lr_t.dtype != np.float64 or tuple(lr_t.shape) != (1,):
+        raise TypeError(f"Adam lr_t must be a float64 array of shape (1,), got {lr_t.dtype} {tuple(lr_t.shape)}")
+    for what, b in (("beta1", b1), ("beta2", b2)):
+        if not isinstance(b, numbers.Real) or not 0 <= b < 1:
+            raise ValueError(f"{what} must be in [0, 1), got {b!r}")
+    if not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    return _impl().adam_update(p, g, m, v, lr_t, float(b1), float(b2), float(eps))
+
+
+# -- the loss ------------------------------------------------------------------------------------------------------
+def softmax_cross_entropy(logits, labels, totals=None):
+    """Per-row loss -log softmax(logits)[label] (N,) and the gradient of the mean loss (N, K).
+
+    ``labels`` are int64 class indices; a label outside 0..K-1 gives NaN in its row. When ``totals``
+    (float64, shape (2,)) is given, the summed loss and the number of rows whose argmax is the label
+    are added to it in place (on a GPU without a host round trip).
+    """
+    _array(logits, "logits", 2)
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits must have shape (N, K) with N, K > 0, got {tuple(logits.shape)}")
+    check_array(labels, "labels")
+    if labels.dtype != np.int64 or tuple(labels.shape) != (logits.shape[0],):
+        raise TypeError(f"labels must be int64 of shape ({logits.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+    if totals is not None:
+        check_array(totals, "loss totals")
+        if totals.dtype != np.float64 or tuple(totals.shape) != (2,):
+            raise TypeError(f"loss totals must be float64 of shape (2,), got {totals.dtype} {tuple(totals.shape)}")
+    return _impl().softmax_cross_entropy(logits, labels, totals)

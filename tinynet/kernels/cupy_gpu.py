@@ -1,144 +1,73 @@
-"""CUDA kernels for the CuPy backend: the same entry points as numpy_ref.
+"""CUDA kernels for the CuPy backend: the same entry points as numpy_ref, the same numbers.
 
-Each conv/pool kernel is a ``cupy.ElementwiseKernel`` (one GPU thread per output
-element, type-generic over float32/float64, compiled once and cached by CuPy);
-ReLU and Adam reuse the NumPy reference, whose ``xp`` calls run on CuPy as is.
-col2im and the max-pool backward are written as *gathers* — one thread per
-input pixel sums the contributions that land on it — so no two threads write
-the same element and no atomics are needed. The GEMMs stay in cuBLAS
-(``cupy.matmul``); memory comes from CuPy's pool.
+The kernels are C++ templates in ``cupy_gpu.cu`` (read it beside this file), compiled at
+first use by NVRTC through ``cupy.RawModule`` for float and double, and cached by CuPy.
+Each launch here only chooses the grid and passes arguments with exact C types:
+CuPy hands a Python int to a kernel as 8 bytes and a float as a double, so every
+scalar is converted to the NumPy type of its C parameter first. The GEMMs stay in
+cuBLAS (``cupy.matmul``); memory comes from CuPy's pool.
 
-Status: written against the NumPy reference, but not yet run on a GPU in this
-project (see bench/RESULTS.md); the parity tests marked ``gpu`` check them
-whenever a CUDA device is present.
+How this is verified without a GPU (see the README's "What tinynet guarantees"):
+tests/test_cuda_compile.py compiles ``cupy_gpu.cu`` exactly as CuPy would, for sm_80
+and sm_90, warnings counted as errors; tests/cuda_host.py compiles the same text for
+the host and the tests run this module on a strict CuPy stand-in against the NumPy
+reference. ``make gpu-check`` runs the device tests when a GPU is there.
 """
 
 from __future__ import annotations
 
-import cupy as cp
+from pathlib import Path
 
-from . import numpy_ref
+import cupy as cp
+import numpy as np
+
+from . import dropout_threshold, numpy_ref
 from .numpy_ref import _out_hw
 
-# ReLU and Adam: the reference's xp code runs as is on CuPy arrays.
-relu_forward = numpy_ref.relu_forward
-relu_backward = numpy_ref.relu_backward
-adam_update = numpy_ref.adam_update
-
-_IM2COL = cp.ElementwiseKernel(
-    "raw T x, int32 c, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "
-    "int32 oh, int32 ow, int32 np_",
-    "T col",
-    """
-    const int k = i / np_, r = i % np_;           // row k = (channel, p, q), column r = output pixel
-    const int q = k % kw, p = (k / kw) % kh, ch = k / (kw * kh);
-    const int j = r % ow, ii = (r / ow) % oh, b = r / (ow * oh);
-    const int y = ii * sh + p - pt, xx = j * sw + q - pl;
-    col = (y >= 0 && y < h && xx >= 0 && xx < w) ? x[((b * c + ch) * h + y) * w + xx] : (T)0;
-    """,
-    "tinynet_im2col",
+SOURCE = Path(__file__).with_suffix(".cu")
+KERNELS = (
+    "im2col", "col2im", "gemm_to_nchw", "nchw_to_gemm", "maxpool_forward", "maxpool_backward", "relu_forward",
+    "relu_backward", "adam_update", "dropout", "softmax_cross_entropy",
 )
+OPTIONS = ("--std=c++17",)
+NAME_EXPRESSIONS = tuple(f"{k}<{t}>" for k in KERNELS for t in ("float", "double"))
 
-_COL2IM = cp.ElementwiseKernel(
-    "raw T cols, int32 c, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "
-    "int32 oh, int32 ow, int32 np_",
-    "T dx",
-    """
-    const int xx = i % w, y = (i / w) % h, ch = (i / (w * h)) % c, b = i / (w * h * c);
-    T acc = 0;
-    for (int p = 0; p < kh; ++p) {
-        const int yy = y + pt - p;                 // row of the window's top-left in padded coords
-        if (yy < 0 || yy % sh) continue;
-        const int ii = yy / sh;
-        if (ii >= oh) continue;
-        for (int q = 0; q < kw; ++q) {
-            const int xq = xx + pl - q;
-            if (xq < 0 || xq % sw) continue;
-            const int j = xq / sw;
-            if (j >= ow) continue;
-            acc += cols[((ch * kh + p) * kw + q) * np_ + (b * oh + ii) * ow + j];
-        }
-    }
-    dx = acc;
-    """,
-    "tinynet_col2im",
-)
+BLOCK = 256
+MAX_BLOCKS = 4096  # with the grid-stride loops, more blocks than the GPU holds at once only add scheduling
 
-_POOL_FWD = cp.ElementwiseKernel(
-    "raw T x, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, int32 oh, int32 ow",
-    "T y, int8 am",
-    """
-    const int j = i % ow, ii = (i / ow) % oh, bc = i / (ow * oh);
-    T best = -INFINITY;
-    int arg = 0;
-    for (int p = 0; p < kh; ++p) {
-        const int yy = ii * sh + p - pt;
-        if (yy < 0 || yy >= h) continue;           // padding is -inf: it never wins
-        for (int q = 0; q < kw; ++q) {
-            const int xx = j * sw + q - pl;
-            if (xx < 0 || xx >= w) continue;
-            const T v = x[(bc * h + yy) * w + xx];
-            if (v > best) { best = v; arg = p * kw + q; }
-        }
-    }
-    y = best;
-    am = (signed char)arg;
-    """,
-    "tinynet_maxpool_fwd",
-)
+_module = None
 
-_POOL_BWD = cp.ElementwiseKernel(
-    "raw T dy, raw int8 am, int32 h, int32 w, int32 kh, int32 kw, int32 sh, int32 sw, int32 pt, int32 pl, "
-    "int32 oh, int32 ow",
-    "T dx",
-    """
-    const int xx = i % w, y = (i / w) % h, bc = i / (w * h);
-    T acc = 0;
-    for (int p = 0; p < kh; ++p) {
-        const int yy = y + pt - p;
-        if (yy < 0 || yy % sh) continue;
-        const int ii = yy / sh;
-        if (ii >= oh) continue;
-        for (int q = 0; q < kw; ++q) {
-            const int xq = xx + pl - q;
-            if (xq < 0 || xq % sw) continue;
-            const int j = xq / sw;
-            if (j >= ow) continue;
-            const int o = (bc * oh + ii) * ow + j;
-            if (am[o] == p * kw + q) acc += dy[o];
-        }
-    }
-    dx = acc;
-    """,
-    "tinynet_maxpool_bwd",
-)
 
-_GEMM_TO_NCHW = cp.ElementwiseKernel(
-    "raw T src, raw T bias, int32 f, int32 npix, int32 np_",
-    "T out",
-    """
-    const int p = i % npix, c = (i / npix) % f, b = i / (npix * f);
-    out = src[c * np_ + b * npix + p] + bias[c];
-    """,
-    "tinynet_gemm_to_nchw",
-)
+def module():
+    """The compiled RawModule (NVRTC runs on the first kernel call, then CuPy's cache serves it)."""
+    global _module
+    if _module is None:
+        _module = cp.RawModule(code=SOURCE.read_text(), options=OPTIONS, name_expressions=NAME_EXPRESSIONS)
+    return _module
 
-_NCHW_TO_GEMM = cp.ElementwiseKernel(
-    "raw T y, int32 f, int32 npix, int32 np_",
-    "T dst",
-    """
-    const int c = i / np_, r = i % np_, b = r / npix, p = r % npix;
-    dst = y[(b * f + c) * npix + p];
-    """,
-    "tinynet_nchw_to_gemm",
-)
+
+def _launch(name, dtype, n, *args):
+    """Run kernel ``name`` for ``dtype`` over ``n`` elements (one thread each, grid-stride beyond MAX_BLOCKS)."""
+    if n == 0:
+        return
+    t = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[np.dtype(dtype)]
+    blocks = min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS)
+    module().get_function(f"{name}<{t}>")((blocks,), (BLOCK,), args)
+
+
+_i32, _i64, _u64 = np.int32, np.int64, np.uint64
+
+
+def _ints(*values):
+    return tuple(_i32(v) for v in values)
 
 
 def im2col(x, kh, kw, stride, pads):
     n, c, h, w = x.shape
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
     cols = cp.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
-    _IM2COL(cp.ascontiguousarray(x), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, n * oh * ow, cols)
+    _launch("im2col", x.dtype, cols.size, cp.ascontiguousarray(x), cols,
+            *_ints(c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow), _i64(n * oh * ow), _i64(cols.size))
     return cols
 
 
@@ -146,8 +75,8 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     n, c, h, w = x_shape
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
     dx = cp.empty(x_shape, dtype=cols.dtype)
-    _COL2IM(cp.ascontiguousarray(cols), c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, n * oh * ow,
-            dx)
+    _launch("col2im", cols.dtype, dx.size, cp.ascontiguousarray(cols), dx,
+            *_ints(c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow), _i64(n * oh * ow), _i64(dx.size))
     return dx
 
 
@@ -155,28 +84,69 @@ def maxpool_forward(x, kh, kw, stride, pads):
     n, c, h, w = x.shape
     oh, ow = _out_hw(h, w, kh, kw, stride, pads)
     y = cp.empty((n, c, oh, ow), dtype=x.dtype)
-    am = cp.empty((n, c, oh, ow), dtype=cp.int8)
-    _POOL_FWD(cp.ascontiguousarray(x), h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, y, am)
-    return y, am
+    argmax = cp.empty((n, c, oh, ow), dtype=cp.int8)
+    _launch("maxpool_forward", x.dtype, y.size, cp.ascontiguousarray(x), y, argmax,
+            *_ints(h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow), _i64(y.size))
+    return y, argmax
 
 
 def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     n, c, h, w = x_shape
     oh, ow = dy.shape[2], dy.shape[3]
     dx = cp.empty(x_shape, dtype=dy.dtype)
-    _POOL_BWD(cp.ascontiguousarray(dy), argmax, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow, dx)
+    _launch("maxpool_backward", dy.dtype, dx.size, cp.ascontiguousarray(dy), cp.ascontiguousarray(argmax), dx,
+            *_ints(h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow), _i64(dx.size))
     return dx
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):
     f = out.shape[0]
     y = cp.empty((n, f, oh, ow), dtype=out.dtype)
-    _GEMM_TO_NCHW(cp.ascontiguousarray(out), bias, f, oh * ow, n * oh * ow, y)
+    _launch("gemm_to_nchw", out.dtype, y.size, cp.ascontiguousarray(out), cp.ascontiguousarray(bias), y, _i32(f),
+            _i64(oh * ow), _i64(n * oh * ow), _i64(y.size))
     return y
 
 
 def nchw_to_gemm(y):
     n, f, oh, ow = y.shape
     dst = cp.empty((f, n * oh * ow), dtype=y.dtype)
-    _NCHW_TO_GEMM(cp.ascontiguousarray(y), f, oh * ow, n * oh * ow, dst)
+    _launch("nchw_to_gemm", y.dtype, dst.size, cp.ascontiguousarray(y), dst, _i32(f), _i64(oh * ow),
+            _i64(n * oh * ow), _i64(dst.size))
     return dst
+
+
+def relu_forward(x):
+    y = cp.empty(x.shape, dtype=x.dtype)
+    _launch("relu_forward", x.dtype, x.size, cp.ascontiguousarray(x), y, _i64(x.size))
+    return y
+
+
+def relu_backward(dy, y):
+    dx = cp.empty(dy.shape, dtype=dy.dtype)
+    _launch("relu_backward", dy.dtype, dy.size, cp.ascontiguousarray(dy), cp.ascontiguousarray(y), dx, _i64(dy.size))
+    return dx
+
+
+def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):  # in place needs flat buffers
+        return numpy_ref.adam_update(p, g, m, v, lr_t, b1, b2, eps)
+    t = p.dtype.type
+    _launch("adam_update", p.dtype, p.size, p, cp.ascontiguousarray(g), m, v, lr_t,
+            t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps), _i64(p.size))
+
+
+def dropout(x, seed, calls, rate):
+    y = cp.empty(x.shape, dtype=x.dtype)
+    t = x.dtype.type
+    _launch("dropout", x.dtype, x.size, cp.ascontiguousarray(x), y, _u64(seed), calls, _u64(dropout_threshold(rate)),
+            t(1.0 / (1.0 - rate)), _i64(x.size))
+    return y
+
+
+def softmax_cross_entropy(logits, labels, totals=None):
+    n, k = logits.shape
+    loss = cp.empty((n,), dtype=logits.dtype)
+    d = cp.empty((n, k), dtype=logits.dtype)
+    _launch("softmax_cross_entropy", logits.dtype, n, cp.ascontiguousarray(logits), cp.ascontiguousarray(labels),
+            loss, d, totals, _i32(k), _i64(n))
+    return loss, d

@@ -21,8 +21,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import numpy_ref
-from .numpy_ref import _out_hw, _pad
+from . import dropout_threshold, numpy_ref
+from .numpy_ref import GOLDEN, _out_hw, _pad
+
+
+@njit(inline="always")
+def _beats(v, best):
+    """v wins over best with np.argmax's rules: strictly larger, or NaN over a number. No branch."""
+    return (v > best) | ((v != v) & (best == best))
 
 
 @njit(parallel=True, cache=True)
@@ -96,7 +102,7 @@ def _maxpool_fwd(xp, kh, kw, sh, sw, y, argmax):
                 for p in range(kh):
                     for q in range(kw):
                         v = src[i * sh + p, j * sw + q]
-                        if v > best:  # strict: ties keep the first, as the reference does
+                        if _beats(v, best):  # ties keep the first, the first NaN wins, as the reference
                             best = v
                             arg = p * kw + q
                 dst[i, j] = best
@@ -113,11 +119,11 @@ def _maxpool_fwd_2x2(xp, y, argmax):
             r0, r1 = src[2 * i], src[2 * i + 1]
             for j in range(ow):
                 v0, v1, v2, v3 = r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]
-                # selects, not branches: strict ">" so ties keep the first position
-                right_top, right_bottom = v1 > v0, v3 > v2
+                # selects, not branches; _beats keeps ties on the first position and lets the first NaN win
+                right_top, right_bottom = _beats(v1, v0), _beats(v3, v2)
                 top = v1 if right_top else v0
                 bottom = v3 if right_bottom else v2
-                use_bottom = bottom > top
+                use_bottom = _beats(bottom, top)
                 dst[i, j] = bottom if use_bottom else top
                 am[i, j] = (2 + right_bottom) if use_bottom else right_top
 
@@ -194,6 +200,17 @@ def _relu_bwd(dy, y, dx):
 
 
 @njit(parallel=True, cache=True)
+def _dropout(x, y, key, threshold, scale, zero):
+    golden, c1, c2 = np.uint64(GOLDEN), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+    for i in prange(x.size):  # numpy_ref.splitmix64, written out for one element
+        z = key + np.uint64(i + 1) * golden
+        z = (z ^ (z >> np.uint64(30))) * c1
+        z = (z ^ (z >> np.uint64(27))) * c2
+        z = z ^ (z >> np.uint64(31))
+        y[i] = x[i] * (scale if (z >> np.uint64(32)) >= threshold else zero)
+
+
+@njit(parallel=True, cache=True)
 def _adam(p, g, m, v, lr_t, b1, c1, b2, c2, eps):
     # prange also makes LLVM vectorise this loop (a plain range loop ran 8x slower)
     for i in prange(p.size):  # same operations, in the same order, as the reference
@@ -254,10 +271,12 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     if _plain_2x2(kh, kw, stride, pads):
         dx = np.empty(x_shape, dtype=dy.dtype)
         bits = np.dtype(f"int{8 * dy.itemsize}")  # same-size integers: float32 -> int32
-        _maxpool_bwd_2x2(dy.view(bits), argmax, dx.view(bits))
+        _maxpool_bwd_2x2(dy.view(bits), np.ascontiguousarray(argmax), dx.view(bits))
         return dx
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= kh * kw):  # the scatter below would write out of bounds
+        raise ValueError(f"max-pool argmax values must be in [0, {kh * kw - 1}], got {argmax.min()}..{argmax.max()}")
     dxp = np.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=dy.dtype)
-    _maxpool_bwd(dy, argmax, kw, stride[0], stride[1], dxp)
+    _maxpool_bwd(dy, np.ascontiguousarray(argmax), kw, stride[0], stride[1], dxp)
     return _crop(dxp, x_shape, pads)
 
 
@@ -297,7 +316,24 @@ def adam_update(p, g, m, v, lr_t, b1, b2, eps):
         return numpy_ref.adam_update(p, g, m, v, lr_t, b1, b2, eps)
     t = p.dtype.type  # float32 parameters get float32 arithmetic, as NumPy does
     _adam(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1),
-          t(lr_t), t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps))
+          t(lr_t[0]), t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps))
+
+
+def dropout(x, seed, calls, rate):
+    """The reference's mask, drawn and applied in one pass, with no uint64 temporaries."""
+    if x.size < _SMALL:
+        return numpy_ref.dropout(x, seed, calls, rate)
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    t = x.dtype.type
+    key = np.uint64(numpy_ref.dropout_key(seed, int(calls[0])))
+    _dropout(x.reshape(-1), y.reshape(-1), key, np.uint64(dropout_threshold(rate)), t(1.0 / (1.0 - rate)), t(0))
+    return y
+
+
+# Softmax cross-entropy: a few small array operations per batch; the reference's own summation order keeps
+# the Numba backend's losses bit for bit equal to NumPy's.
+softmax_cross_entropy = numpy_ref.softmax_cross_entropy
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .base import Layer
@@ -22,12 +25,13 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.99, eps=1e-3):
         super().__init__()
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
-        self.momentum = momentum
-        self.eps = eps
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        # Python floats, not NumPy scalars: np.float64(0.9) * a float32 array would be float64
+        self.momentum = float(momentum)
+        self.eps = float(eps)
         self.name = "batch_normalization"
 
     def build(self, input_shape, dtype=np.float32, rng=None):
@@ -57,9 +61,10 @@ class BatchNorm(Layer):
         if training:
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
-            mm, mv = self.state["moving_mean"], self.state["moving_variance"]
-            mm.data = self.momentum * mm.data + (1 - self.momentum) * mean
-            mv.data = self.momentum * mv.data + (1 - self.momentum) * var
+            # in place, so a captured CUDA graph keeps updating the same arrays
+            for stat, batch in ((self.state["moving_mean"], mean), (self.state["moving_variance"], var)):
+                stat.data *= self.momentum
+                stat.data += (1 - self.momentum) * batch
         else:
             mean = self.state["moving_mean"].data
             var = self.state["moving_variance"].data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..kernels.numpy_ref import xp_of
+from ..backend import xp_of
 from .base import Layer
 
 
