@@ -20,7 +20,11 @@ def cupy_standin():
 
     import tinynet.kernels
 
-    saved_modules = {k: sys.modules.get(k) for k in ("cupy", "tinynet.kernels.cupy_gpu")}
+    # cupyx (real CuPy's extras, lazily imported) would import the stand-in as if it were CuPy: hide it too
+    hidden = [k for k in sys.modules if k == "cupyx" or k.startswith("cupyx.")]
+    saved_modules = {k: sys.modules.get(k) for k in ("cupy", "tinynet.kernels.cupy_gpu", *hidden)}
+    for k in hidden:
+        del sys.modules[k]
     saved = (dict(optional._modules), dict(optional._reasons), dict(tinynet.backend._cache))
     saved_attr = tinynet.kernels.__dict__.get("cupy_gpu")
     sys.modules["cupy"] = fake_cupy

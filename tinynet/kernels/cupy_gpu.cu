@@ -138,7 +138,7 @@ __global__ void maxpool_backward(const T* __restrict__ dy, const signed char* __
                 const int j = xq / sw;
                 if (j >= ow) continue;
                 const long long o = (bc * oh + ii) * ow + j;
-                if (argmax[o] == p * kw + q) acc += dy[o];
+                acc += dy[o] * (argmax[o] == p * kw + q ? (T)1 : (T)0);  // a multiply: NaN in dy spreads, as in NumPy
             }
         }
         dx[i] = acc;
@@ -156,7 +156,7 @@ __global__ void relu_forward(const T* __restrict__ x, T* __restrict__ y, long lo
 
 template <typename T>
 __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ y, T* __restrict__ dx, long long n) {
-    FOR_EACH(i, n) dx[i] = y[i] > (T)0 ? dy[i] : (T)0;
+    FOR_EACH(i, n) dx[i] = dy[i] * (y[i] > (T)0 ? (T)1 : (T)0);  // a multiply: NaN in dy stays NaN, as in NumPy
 }
 
 // One Adam step for one parameter, in place. lr_t (the bias-corrected learning rate) is read from device memory,

@@ -87,7 +87,11 @@ def maxpool_forward(x, kh, kw, stride, pads):
 
 
 def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
-    """Route each output gradient back to the one input that won its window."""
+    """Route each output gradient back to the one input that won its window.
+
+    A multiplication by the mask (argmax == k), not a select: a NaN or inf in dy makes its whole window
+    NaN, on every backend, so a diverged gradient is never hidden.
+    """
     xp = xp_of(dy)
     n, c, h, w = x_shape
     sh, sw = stride
@@ -96,7 +100,7 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     dxpad = xp.zeros((n, c, hp, wp), dtype=dy.dtype)
     for i in range(kh):
         for j in range(kw):
-            dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += xp.where(argmax == i * kw + j, dy, 0)
+            dxpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += dy * (argmax == i * kw + j)
     return dxpad[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
@@ -108,9 +112,10 @@ def relu_forward(x):
 def relu_backward(dy, y):
     """dy where the ReLU's output y is positive, 0 elsewhere (y > 0 exactly where x > 0).
 
-    A select, not ``dy * (y > 0)``: a blocked gradient is 0 even when dy is inf or NaN.
+    A multiplication by the mask: NaN or inf in dy gives NaN even where the ReLU blocks it, on every
+    backend (NumPy's where() would give 0, but runs 13x slower).
     """
-    return xp_of(dy).where(y > 0, dy, 0)
+    return dy * (y > 0)
 
 
 def adam_update(p, g, m, v, lr_t, b1, b2, eps):
