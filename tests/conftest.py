@@ -1,5 +1,6 @@
 import tinynet  # noqa: I001  (before NumPy: see tinynet/cpu_threads.py)
 import contextlib
+import os
 import sys
 
 import numpy as np
@@ -76,6 +77,8 @@ def backend(request):
     try:
         b = tinynet.use_backend(request.param)
     except BackendUnavailable as exc:
+        if request.param == "numba" and os.environ.get("CI"):
+            raise  # CI installs Numba: its absence there is a failure, not a skip
         pytest.skip(str(exc))
     yield b
     tinynet.use_backend("numpy")
@@ -99,8 +102,6 @@ def host(a):
 @pytest.fixture(scope="session")
 def fashion():
     """The real Fashion-MNIST. CI installs it (make data); elsewhere its absence skips."""
-    import os
-
     from tinynet.data import DataError, load_fashion_mnist
 
     try:
