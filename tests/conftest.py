@@ -1,12 +1,10 @@
 import tinynet  # noqa: I001  (before NumPy: see tinynet/cpu_threads.py)
-import contextlib
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tinynet import optional
+from fake_cupy import installed as cupy_standin
 from tinynet.backend import BackendUnavailable
 
 # "cupy" is CuPy on a real GPU (skipped without one); "cupy-standin" is the same backend code and the same
@@ -14,50 +12,13 @@ from tinynet.backend import BackendUnavailable
 BACKENDS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu), "cupy-standin"]
 
 
-@contextlib.contextmanager
-def cupy_standin():
-    """Make ``import cupy`` give tests/fake_cupy.py, and the "cupy" backend use it, for the duration."""
-    import fake_cupy
-
-    import tinynet.kernels
-
-    # cupyx (real CuPy's extras, lazily imported) would import the stand-in as if it were CuPy: hide it too
-    hidden = [k for k in sys.modules if k == "cupyx" or k.startswith("cupyx.")]
-    saved_modules = {k: sys.modules.get(k) for k in ("cupy", "tinynet.kernels.cupy_gpu", *hidden)}
-    for k in hidden:
-        del sys.modules[k]
-    saved = (dict(optional._modules), dict(optional._reasons), dict(tinynet.backend._cache))
-    saved_attr = tinynet.kernels.__dict__.get("cupy_gpu")
-    sys.modules["cupy"] = fake_cupy
-    sys.modules.pop("tinynet.kernels.cupy_gpu", None)
-    tinynet.kernels.__dict__.pop("cupy_gpu", None)
-    for d in (optional._modules, optional._reasons, tinynet.backend._cache):
-        d.pop("cupy", None)
-    fake_cupy.reset_stats()
-    try:
-        yield fake_cupy
-    finally:
-        current = tinynet.backend._current
-        for k, v in saved_modules.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-        tinynet.kernels.__dict__.pop("cupy_gpu", None)
-        if saved_attr is not None:
-            tinynet.kernels.cupy_gpu = saved_attr
-        for d, old in zip((optional._modules, optional._reasons, tinynet.backend._cache), saved, strict=True):
-            d.clear()
-            d.update(old)
-        if current == "cupy":
-            tinynet.backend._current = "numpy"
-
-
 @pytest.fixture
 def standin():
     """The CuPy stand-in, installed as the "cupy" backend for one test."""
     with cupy_standin() as fake:
         yield fake
+
+
 DTYPES = [np.float32, np.float64]
 # Per-dtype tolerances for comparing two computations of the same thing.
 TOL = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}

@@ -30,6 +30,7 @@ import functools
 import numbers
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +40,11 @@ from numpy import bool_, float32, float64, int8, int32, int64, uint8, uint64  # 
 __version__ = "14.2.0-standin"
 IS_STANDIN = True
 
+#: Largest single allocation allowed, in bytes (None: no limit); beyond it, OutOfMemoryError as CuPy raises.
+memory_limit = None
+
 stats = {"launches": 0, "raw_kernels": 0, "array_ops": 0, "gemms": 0, "to_device": 0, "to_host": 0}
+launches_by_name: dict[str, int] = {}  # what launched, for reading a step's count
 
 _IMPLICIT = "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
 
@@ -146,12 +151,17 @@ def _op(func, *args, _name=None, **kwargs):
     hargs, hkwargs = _unwrap(args, name), {k: _unwrap(v, name) for k, v in kwargs.items()}
     _before_touching(_all_arrays(args, kwargs))
     result = func(*hargs, **hkwargs)
+    for r in _flat(result):
+        if memory_limit is not None and isinstance(r, np.ndarray) and r.base is None and r.nbytes > memory_limit:
+            raise OutOfMemoryError(f"Out of memory allocating {r.nbytes:,} bytes (stand-in limit {memory_limit:,})")
     out = _wrap(result)
     _after_creating(_flat(out))
     views = "out" not in kwargs and _is_view(result, hargs, hkwargs)
     if not views and func not in _NO_LAUNCH:
         stats["launches"] += 1
         stats["array_ops"] += 1
+        stats["gemms"] += func is np.matmul
+        launches_by_name[name] = launches_by_name.get(name, 0) + 1
 
     def replay():  # the same operation on the same memory: inputs read again, results written where they were
         again = func(*_unwrap(args, name), **{k: _unwrap(v, name) for k, v in kwargs.items()})
@@ -173,11 +183,14 @@ def _flat(r):
 
 
 def _is_view(result, hargs, hkwargs):
-    """A reshape, slice or transpose launches nothing: its result shares memory with an input."""
-    if not isinstance(result, np.ndarray) or result.base is None:
+    """A reshape, slice or transpose launches nothing (nor does ascontiguousarray of a contiguous array):
+    its result is an input or shares memory with one."""
+    if not isinstance(result, np.ndarray):
         return False
     inputs = [a for a in list(hargs) + list(hkwargs.values()) if isinstance(a, np.ndarray)]
-    return builtins.any(result is a or np.shares_memory(result, a) for a in inputs)
+    if builtins.any(result is a for a in inputs):
+        return True
+    return result.base is not None and builtins.any(np.shares_memory(result, a) for a in inputs)
 
 
 # -- the array ---------------------------------------------------------------------------------------------------------
@@ -393,13 +406,24 @@ for _name in _FUNCTIONS:
     globals()[_name] = _module_function(_name)
 
 
+def _sibling(name):
+    """A module beside this file (cuda_host.py), also when tests/ is not on sys.path (bench/launches.py)."""
+    if name not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 # -- kernels -------------------------------------------------------------------------------------------------------
 class RawModule:
     """``cupy.RawModule``: the source is compiled for the host by cuda_host.py; launches are counted and captured."""
 
     def __init__(self, code=None, options=(), name_expressions=None, **kwargs):
-        import cuda_host
-
+        cuda_host = _sibling("cuda_host")
         if kwargs:
             raise TypeError(f"the CuPy stand-in's RawModule does not take {sorted(kwargs)}")
         self.code, self.options, self.name_expressions = code, tuple(options), tuple(name_expressions or ())
@@ -420,6 +444,7 @@ class RawKernel:
         self._kernel(grid, block, args, shared_mem)  # checks every argument, then runs
         stats["launches"] += 1
         stats["raw_kernels"] += 1
+        launches_by_name[self._kernel.name] = launches_by_name.get(self._kernel.name, 0) + 1
         _record(lambda: self._kernel(grid, block, args, shared_mem))
 
 
@@ -532,9 +557,52 @@ cuda = types.SimpleNamespace(
 )
 
 
+@contextlib.contextmanager
+def installed():
+    """Make ``import cupy`` give this module, and tinynet's "cupy" backend use it, for the duration."""
+    import tinynet.backend
+    import tinynet.kernels
+    from tinynet import optional
+
+    this = sys.modules[__name__]
+    # cupyx (real CuPy's extras, lazily imported) would import the stand-in as if it were CuPy: hide it too
+    hidden = [k for k in sys.modules if k == "cupyx" or k.startswith("cupyx.")]
+    saved_modules = {k: sys.modules.get(k) for k in ("cupy", "tinynet.kernels.cupy_gpu", *hidden)}
+    for k in hidden:
+        del sys.modules[k]
+    saved = (dict(optional._modules), dict(optional._reasons), dict(tinynet.backend._cache))
+    saved_attr = tinynet.kernels.__dict__.get("cupy_gpu")
+    sys.modules["cupy"] = this
+    sys.modules.pop("tinynet.kernels.cupy_gpu", None)
+    tinynet.kernels.__dict__.pop("cupy_gpu", None)
+    for d in (optional._modules, optional._reasons, tinynet.backend._cache):
+        d.pop("cupy", None)
+    reset_stats()
+    try:
+        yield this
+    finally:
+        current = tinynet.backend._current
+        for k, v in saved_modules.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+        tinynet.kernels.__dict__.pop("cupy_gpu", None)
+        if saved_attr is not None:
+            tinynet.kernels.cupy_gpu = saved_attr
+        for d, old in zip((optional._modules, optional._reasons, tinynet.backend._cache), saved, strict=True):
+            d.clear()
+            d.update(old)
+        if current == "cupy":
+            tinynet.backend._current = "numpy"
+
+
 def reset_stats():
+    global memory_limit
+    memory_limit = None
     for k in stats:
         stats[k] = 0
+    launches_by_name.clear()
 
 
 ndarray.__module__ = "cupy"  # how tinynet's error messages name the array's library, as for a real CuPy array

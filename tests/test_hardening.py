@@ -323,11 +323,12 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_accuracy(fashion):
 
     _, (x, y) = fashion
     ref = (predict_logits(m_.build("cnn_dropout02", seed=0), to_float(x)).argmax(1) == y).mean()
-    env = dict(os.environ, CUPY_GPU_MEMORY_LIMIT="300MB")  # one 10,000-image batch needs ~0.9 GB
+    # CuPy reads whole bytes or a percentage ("300MB" would not parse). One 10,000-image batch needs ~0.9 GB.
+    env = dict(os.environ, CUPY_GPU_MEMORY_LIMIT=str(300 * 2**20))
     r = subprocess.run([sys.executable, "-c", OOM], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout.split("ACC")[1]) == pytest.approx(ref)
-    env["CUPY_GPU_MEMORY_LIMIT"] = "600KB"  # not even the weights and one image fit
+    env["CUPY_GPU_MEMORY_LIMIT"] = str(600 * 2**10)  # not even the weights and one image fit
     r = subprocess.run([sys.executable, "-c", OOM], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "out of memory" in r.stderr
 

@@ -139,9 +139,10 @@ def test_adam_kernel_matches_reference(backend, dtype, size):
     v = np.abs(rng.standard_normal(p.shape)).astype(dtype)
     p0 = p.copy()
     ref = [a.copy() for a in (p, g, m, v)]
-    numpy_ref.adam_update(*ref, np.array([3e-3]), 0.9, 0.999, 1e-7)
+    t, lr = np.array([2.0]), np.array([3e-3])
+    numpy_ref.adam_update(*ref, t, lr, 0.9, 0.999, 1e-7)
     got = [backend.asarray(a) for a in (p, g, m, v)]
-    kernels.adam_update(*got, backend.asarray(np.array([3e-3])), 0.9, 0.999, 1e-7)
+    kernels.adam_update(*got, backend.asarray(t), backend.asarray(lr), 0.9, 0.999, 1e-7)
     for name, a, r in zip("pgmv", got, ref, strict=True):
         a = host(a)
         assert a.dtype == dtype, name

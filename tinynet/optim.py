@@ -117,10 +117,10 @@ class Adam(Optimizer):
         lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
         p -= lr_t * m / (sqrt(v) + eps)
 
-    t, lr and lr_t are kept in (1,)-shaped float64 arrays beside the parameters and
-    updated there. On a GPU this matters: a training step captured in a CUDA graph
-    computes each replay's own lr_t, where a host number would be frozen into the
-    graph at capture time.
+    t and lr are kept in (1,)-shaped float64 arrays beside the parameters, and lr_t
+    is computed where the update runs. On a GPU this matters: a training step
+    captured in a CUDA graph then computes each replay's own lr_t, where a host
+    number would be frozen into the graph at capture time.
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7):
@@ -137,9 +137,8 @@ class Adam(Optimizer):
         self._make_scalars(xp_of(self.params[0].data), 0)
 
     def _make_scalars(self, xp, t):
-        """t, lr and lr_t as (1,) float64 arrays of library ``xp``."""
-        self._scalars = {"t": xp.full(1, t, dtype=np.float64), "lr": xp.full(1, self.lr, dtype=np.float64),
-                         "lr_t": xp.zeros(1, dtype=np.float64)}
+        """t and lr as (1,) float64 arrays of library ``xp``."""
+        self._scalars = {"t": xp.full(1, t, dtype=np.float64), "lr": xp.full(1, self.lr, dtype=np.float64)}
 
     @property
     def t(self) -> int:
@@ -164,13 +163,11 @@ class Adam(Optimizer):
 
     def step(self):
         self.check_gradients()
-        s, b1, b2 = self._scalars, self.beta1, self.beta2
-        xp = xp_of(s["t"])
-        s["t"] += 1
-        xp.divide(s["lr"] * xp.sqrt(1 - b2 ** s["t"]), 1 - b1 ** s["t"], out=s["lr_t"])
+        t, lr = self._scalars["t"], self._scalars["lr"]
+        t += 1
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba and CUDA can fuse it
-            kernels.adam_update(p.data, p.grad, m, v, s["lr_t"], b1, b2, self.eps)
+            kernels.adam_update(p.data, p.grad, m, v, t, lr, self.beta1, self.beta2, self.eps)
 
     def state_arrays(self):
         out = {f"m.{i}": m for i, m in enumerate(self.m)}

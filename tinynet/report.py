@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .backend import to_numpy
 from .data import CLASS_NAMES
 from .layers.softmax import softmax
 from .train import evaluate
@@ -19,6 +20,7 @@ def build_report(model, loss, x_test, y_test, x_train=None, y_train=None, batch_
     splits = [("test", x_test, y_test)] + ([("train", x_train, y_train)] if x_train is not None else [])
     for name, x, y in splits:
         r = evaluate(model, loss, x, y, batch_size=batch_size)
+        y = to_numpy(y)  # the metrics are host code; evaluation data may live on the device
         cm = metrics.confusion_matrix(y, r["predictions"], len(CLASS_NAMES))
         out[name] = {
             "loss": r["loss"],

@@ -26,10 +26,11 @@ def train_step(model, loss, optimizer, xb, yb, totals=None):
     ``totals`` (float64, shape (2,)) collects the summed loss and the number of correct
     predictions without a device-to-host copy (see SoftmaxCrossEntropy).
     """
-    out = model.forward(xb, training=True)  # 1. predictions
-    value = loss.forward(out, yb, totals)  # 2. how wrong they are
-    model.backward(loss.backward(), input_grad=False)  # 3. every parameter's gradient
-    optimizer.step()  # 4. a small step against it
+    with using_backend(model.backend):  # the loss and the optimizer run where the model lives
+        out = model.forward(xb, training=True)  # 1. predictions
+        value = loss.forward(out, yb, totals)  # 2. how wrong they are
+        model.backward(loss.backward(), input_grad=False)  # 3. every parameter's gradient
+        optimizer.step()  # 4. a small step against it
     return value
 
 

@@ -181,25 +181,27 @@ def dropout_threshold(rate):
     return min(round(rate * 2**32), 2**32 - 1)
 
 
-def adam_update(p, g, m, v, lr_t, b1, b2, eps):
-    """In place: m, v <- Adam moments with gradient g; p -= lr_t * m / (sqrt(v) + eps).
+def adam_update(p, g, m, v, t, lr, b1, b2, eps):
+    """One Adam step, in place: m, v <- moments with gradient g; p -= lr_t * m / (sqrt(v) + eps),
+    where lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t).
 
-    ``lr_t`` is a float64 array of shape (1,) on the same backend (on a GPU it stays there, so a
-    captured CUDA graph reads each step's value).
+    ``t`` (steps taken, this one included) and ``lr`` are float64 arrays of shape (1,) on the same
+    backend: on a GPU they stay there, so a step captured in a CUDA graph computes each replay's lr_t.
     """
     for what, a in (("parameter", p), ("gradient", g), ("first moment", m), ("second moment", v)):
         _array(a, f"Adam {what}")
     for what, a in (("gradient", g), ("first moment", m), ("second moment", v)):
         _same(p, a, "the parameter", f"the {what}")
-    check_array(lr_t, "Adam lr_t")
-    if lr_t.dtype != np.float64 or tuple(lr_t.shape) != (1,):
-        raise TypeError(f"Adam lr_t must be a float64 array of shape (1,), got {lr_t.dtype} {tuple(lr_t.shape)}")
+    for what, a in (("step count t", t), ("learning rate", lr)):
+        check_array(a, f"Adam {what}")
+        if a.dtype != np.float64 or tuple(a.shape) != (1,):
+            raise TypeError(f"Adam {what} must be a float64 array of shape (1,), got {a.dtype} {tuple(a.shape)}")
     for what, b in (("beta1", b1), ("beta2", b2)):
         if not isinstance(b, numbers.Real) or not 0 <= b < 1:
             raise ValueError(f"{what} must be in [0, 1), got {b!r}")
     if not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
-    return _impl().adam_update(p, g, m, v, lr_t, float(b1), float(b2), float(eps))
+    return _impl().adam_update(p, g, m, v, t, lr, float(b1), float(b2), float(eps))
 
 
 # -- the loss ------------------------------------------------------------------------------------------------------

@@ -159,19 +159,21 @@ __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ y,
     FOR_EACH(i, n) dx[i] = dy[i] * (y[i] > (T)0 ? (T)1 : (T)0);  // a multiply: NaN in dy stays NaN, as in NumPy
 }
 
-// One Adam step for one parameter, in place. lr_t (the bias-corrected learning rate) is read from device memory,
-// so a captured CUDA graph sees each step's value.
+// One Adam step for one parameter, in place. The step count t and lr are read from device memory, so a
+// captured CUDA graph computes each replay's own lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) (in double, as the host).
 template <typename T>
 __global__ void adam_update(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m, T* __restrict__ v,
-                            const double* __restrict__ lr_t, T b1, T c1, T b2, T c2, T eps, long long n) {
-    const T lr = (T)lr_t[0];
+                            const double* __restrict__ t, const double* __restrict__ lr, double b1, double b2, T eps,
+                            long long n) {
+    const T lr_t = (T)(lr[0] * sqrt(1.0 - pow(b2, t[0])) / (1.0 - pow(b1, t[0])));
+    const T tb1 = (T)b1, c1 = (T)(1.0 - b1), tb2 = (T)b2, c2 = (T)(1.0 - b2);
     FOR_EACH(i, n) {
         const T gi = g[i];
-        const T mi = m[i] * b1 + c1 * gi;
-        const T vi = v[i] * b2 + c2 * (gi * gi);
+        const T mi = m[i] * tb1 + c1 * gi;
+        const T vi = v[i] * tb2 + c2 * (gi * gi);
         m[i] = mi;
         v[i] = vi;
-        p[i] -= lr * mi / (sqrt(vi) + eps);
+        p[i] -= lr_t * mi / (sqrt(vi) + eps);
     }
 }
 

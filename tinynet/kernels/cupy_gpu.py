@@ -21,7 +21,7 @@ from pathlib import Path
 import cupy as cp
 import numpy as np
 
-from . import dropout_threshold, numpy_ref
+from . import dropout_threshold
 from .numpy_ref import _out_hw
 
 SOURCE = Path(__file__).with_suffix(".cu")
@@ -127,12 +127,12 @@ def relu_backward(dy, y):
     return dx
 
 
-def adam_update(p, g, m, v, lr_t, b1, b2, eps):
-    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):  # in place needs flat buffers
-        return numpy_ref.adam_update(p, g, m, v, lr_t, b1, b2, eps)
-    t = p.dtype.type
-    _launch("adam_update", p.dtype, p.size, p, cp.ascontiguousarray(g), m, v, lr_t,
-            t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps), _i64(p.size))
+def adam_update(p, g, m, v, t, lr, b1, b2, eps):
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        raise ValueError("the CUDA Adam update works in place on flat buffers: parameters and moments must be "
+                         "C-contiguous")
+    _launch("adam_update", p.dtype, p.size, p, cp.ascontiguousarray(g), m, v, t, lr, np.float64(b1),
+            np.float64(b2), p.dtype.type(eps), _i64(p.size))
 
 
 def dropout(x, seed, calls, rate):

@@ -317,14 +317,14 @@ def relu_backward(dy, y):
     return dx
 
 
-def adam_update(p, g, m, v, lr_t, b1, b2, eps):
+def adam_update(p, g, m, v, t, lr, b1, b2, eps):
     """One pass per parameter instead of ~10 array operations (0.30 -> 0.13 ms per step for the course CNN)."""
     contiguous = p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous  # in place needs flat views
     if p.size < _SMALL or not contiguous:
-        return numpy_ref.adam_update(p, g, m, v, lr_t, b1, b2, eps)
-    t = p.dtype.type  # float32 parameters get float32 arithmetic, as NumPy does
+        return numpy_ref.adam_update(p, g, m, v, t, lr, b1, b2, eps)
+    f = p.dtype.type  # float32 parameters get float32 arithmetic, as NumPy does
     _adam(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1),
-          t(lr_t[0]), t(b1), t(1 - b1), t(b2), t(1 - b2), t(eps))
+          f(numpy_ref.adam_step_size(t, lr, b1, b2)), f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))
 
 
 def dropout(x, seed, calls, rate):

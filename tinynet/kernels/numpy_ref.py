@@ -9,6 +9,8 @@ The entry points in ``__init__.py`` have checked every argument before these run
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..backend import xp_of
@@ -118,14 +120,21 @@ def relu_backward(dy, y):
     return dy * (y > 0)
 
 
-def adam_update(p, g, m, v, lr_t, b1, b2, eps):
-    """One Adam step, in place on p, m, v (see tinynet/optim.py for the formulas); lr_t is a (1,) array."""
+def adam_step_size(t, lr, b1, b2):
+    """lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), from the (1,)-shaped t and lr, as a Python float."""
+    t, lr = float(t[0]), float(lr[0])
+    return lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+
+
+def adam_update(p, g, m, v, t, lr, b1, b2, eps):
+    """One Adam step, in place on p, m, v (see tinynet/optim.py for the formulas)."""
     xp = xp_of(p)
+    lr_t = adam_step_size(t, lr, b1, b2)
     m *= b1
     m += (1 - b1) * g
     v *= b2
     v += (1 - b2) * (g * g)
-    p -= lr_t.astype(p.dtype) * m / (xp.sqrt(v) + eps)
+    p -= lr_t * m / (xp.sqrt(v) + eps)
 
 
 # -- dropout's counter-based generator (the same numbers in numba_cpu.py and cupy_gpu.cu) --------------------------

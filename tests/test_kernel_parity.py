@@ -1,0 +1,233 @@
+"""Every kernel entry point, on every backend, computes what the NumPy reference computes -- NaN, inf and
+ties included -- and refuses bad arguments before any compiled code touches memory.
+
+On "cupy-standin" these run the CUDA source that ships (tinynet/kernels/cupy_gpu.cu), compiled for the
+host (tests/cuda_host.py), launched by tinynet/kernels/cupy_gpu.py as on a GPU.
+"""
+
+import numpy as np
+import pytest
+from conftest import host
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from tinynet import kernels
+from tinynet.kernels import numpy_ref
+
+# NaN and inf are the point here; NumPy's "invalid value" warnings about them are expected
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+
+
+def with_specials(a, rng, fraction):
+    """Sprinkle NaN, +-inf and signed zeros over a copy of ``a``."""
+    a = a.copy()
+    flat = a.reshape(-1)
+    hit = rng.random(flat.size) < fraction
+    flat[hit] = rng.choice(SPECIALS, hit.sum())
+    return a
+
+
+def same(got, ref, dtype, exact=False):
+    got = host(got)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(np.isnan(got), np.isnan(ref)), "NaN in different places"
+    if exact:
+        np.testing.assert_array_equal(got, ref)
+    else:
+        rtol, atol = (1e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-14)
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol)
+
+
+def image(rng, shape, dtype, specials, ties):
+    x = rng.integers(-3, 4, shape).astype(dtype) if ties else rng.standard_normal(shape).astype(dtype)
+    return with_specials(x, rng, 0.1) if specials else x
+
+
+window = dict(
+    n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 8), w=st.integers(1, 8), kh=st.integers(1, 3),
+    kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 2)] * 4),
+    seed=st.integers(0, 2**16), specials=st.booleans(), ties=st.booleans(),
+)
+
+
+def _fits(h, w, kh, kw, sh, sw, pads):
+    return h + pads[0] + pads[1] >= kh and w + pads[2] + pads[3] >= kw
+
+
+@SETTINGS
+@given(**window)
+def test_im2col_and_col2im(backend, dtype, n, c, h, w, kh, kw, sh, sw, pads, seed, specials, ties):
+    assume(_fits(h, w, kh, kw, sh, sw, pads))
+    rng = np.random.default_rng(seed)
+    x = image(rng, (n, c, h, w), dtype, specials, ties)
+    cols = numpy_ref.im2col(x, kh, kw, (sh, sw), pads)
+    same(kernels.im2col(backend.asarray(x), kh, kw, (sh, sw), pads), cols, dtype, exact=True)
+    g = image(rng, cols.shape, dtype, specials, ties)
+    same(kernels.col2im(backend.asarray(g), x.shape, kh, kw, (sh, sw), pads),
+         numpy_ref.col2im(g, x.shape, kh, kw, (sh, sw), pads), dtype)
+
+
+@SETTINGS
+@given(**window)
+def test_maxpool_forward_and_backward(backend, dtype, n, c, h, w, kh, kw, sh, sw, pads, seed, specials, ties):
+    pads = tuple(min(p, k - 1) for p, k in zip(pads, (kh, kh, kw, kw), strict=True))  # every window holds a pixel
+    assume(_fits(h, w, kh, kw, sh, sw, pads))
+    rng = np.random.default_rng(seed)
+    x = image(rng, (n, c, h, w), dtype, specials, ties)
+    y, am = numpy_ref.maxpool_forward(x, kh, kw, (sh, sw), pads)
+    y_b, am_b = kernels.maxpool_forward(backend.asarray(x), kh, kw, (sh, sw), pads)
+    same(y_b, y, dtype, exact=True)
+    np.testing.assert_array_equal(host(am_b), am)  # ties: the first position; NaN: the first NaN
+    dy = image(rng, y.shape, dtype, specials, False)
+    same(kernels.maxpool_backward(backend.asarray(dy), am_b, x.shape, kh, kw, (sh, sw), pads),
+         numpy_ref.maxpool_backward(dy, am, x.shape, kh, kw, (sh, sw), pads), dtype)
+
+
+def test_maxpool_nan_rules_by_hand(backend):
+    """np.argmax's rules in every window position: the first NaN wins; otherwise the first maximum."""
+    x = np.array([[[[1, np.nan, np.inf, np.nan, 2, 2],  # three 2x2 windows side by side
+                    [np.nan, 5, 3, 4, -np.inf, 4]]]], np.float32)
+    for pads in [(0, 0, 0, 0), (1, 0, 1, 0)]:  # the generic kernels too (padding leaves the 2x2 fast path)
+        y, am = kernels.maxpool_forward(backend.asarray(x), 2, 2, (2, 2), pads)
+        ref_y, ref_am = numpy_ref.maxpool_forward(x, 2, 2, (2, 2), pads)
+        np.testing.assert_array_equal(host(y), ref_y)
+        np.testing.assert_array_equal(host(am), ref_am)
+    y, am = kernels.maxpool_forward(backend.asarray(x), 2, 2, (2, 2), (0, 0, 0, 0))
+    np.testing.assert_array_equal(host(y)[0, 0, 0], [np.nan, np.nan, 4])
+    np.testing.assert_array_equal(host(am)[0, 0, 0], [1, 1, 3])
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), seed=st.integers(0, 2**16))
+def test_relu_forward_and_backward(backend, dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = with_specials(rng.standard_normal(shape).astype(dtype), rng, 0.2)
+    dy = with_specials(rng.standard_normal(shape).astype(dtype), rng, 0.2)
+    y = numpy_ref.relu_forward(x)
+    y_b = kernels.relu_forward(backend.asarray(x))
+    same(y_b, y, dtype, exact=True)
+    same(kernels.relu_backward(backend.asarray(dy), y_b), numpy_ref.relu_backward(dy, y), dtype, exact=True)
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3), seed=st.integers(0, 2**64 - 1),
+       calls=st.integers(0, 2**64 - 1), rate=st.floats(0, 0.99))
+def test_dropout_draws_the_same_mask_on_every_backend(backend, dtype, shape, seed, calls, rate):
+    rng = np.random.default_rng(seed % 2**32)
+    x = with_specials(rng.standard_normal(shape).astype(dtype), rng, 0.1)
+    counter = np.array([calls], dtype=np.uint64)
+    ref = numpy_ref.dropout(x, seed, counter, rate)
+    same(kernels.dropout(backend.asarray(x), seed, backend.asarray(counter), rate), ref, dtype, exact=True)
+
+
+def test_dropout_keeps_the_right_fraction_and_scales(backend):
+    x = np.ones(200_000, np.float32)
+    y = host(kernels.dropout(backend.asarray(x), 7, backend.asarray(np.array([3], np.uint64)), 0.3))
+    assert set(np.unique(y)) == {0, np.float32(1 / 0.7)}
+    assert abs((y == 0).mean() - 0.3) < 0.005
+    again = host(kernels.dropout(backend.asarray(x), 7, backend.asarray(np.array([4], np.uint64)), 0.3))
+    assert 0.15 < ((y == 0) & (again == 0)).mean() / 0.3 < 0.45  # the next call draws an independent mask
+
+
+@SETTINGS
+@given(n=st.integers(1, 9), k=st.integers(1, 12), seed=st.integers(0, 2**16), specials=st.booleans(),
+       bad_label=st.booleans())
+def test_softmax_cross_entropy(backend, dtype, n, k, seed, specials, bad_label):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((n, k)) * 5).astype(dtype)
+    if specials:
+        logits = with_specials(logits, rng, 0.1)
+    labels = rng.integers(0, k, n)
+    if bad_label:
+        labels[0] = k  # the kernel must give NaN for that row, never read past the row
+    totals = np.array([1.5, 2.0])
+    loss, d = numpy_ref.softmax_cross_entropy(logits, labels, totals)
+    totals_b = backend.asarray(np.array([1.5, 2.0]))
+    loss_b, d_b = kernels.softmax_cross_entropy(backend.asarray(logits), backend.asarray(labels), totals_b)
+    same(loss_b, loss, dtype)
+    same(d_b, d, dtype)
+    same(totals_b, totals, dtype)  # float64 sums of the logits-dtype losses
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), f=st.integers(1, 4), oh=st.integers(1, 5), ow=st.integers(1, 5), seed=st.integers(0, 99))
+def test_gemm_layout_kernels(backend, dtype, n, f, oh, ow, seed):
+    rng = np.random.default_rng(seed)
+    out = with_specials(rng.standard_normal((f, n * oh * ow)).astype(dtype), rng, 0.1)
+    bias = rng.standard_normal(f).astype(dtype)
+    y = numpy_ref.gemm_to_nchw(out, bias, n, oh, ow)
+    same(kernels.gemm_to_nchw(backend.asarray(out), backend.asarray(bias), n, oh, ow), y, dtype, exact=True)
+    same(kernels.nchw_to_gemm(backend.asarray(y)), numpy_ref.nchw_to_gemm(y), dtype, exact=True)
+
+
+@pytest.mark.parametrize("size", [7, 40_000])
+def test_adam_with_nan_and_inf_gradients(backend, dtype, size):
+    rng = np.random.default_rng(size)
+    p, m = (rng.standard_normal(size).astype(dtype) for _ in range(2))
+    v = np.abs(rng.standard_normal(size)).astype(dtype)
+    g = with_specials(rng.standard_normal(size).astype(dtype), rng, 0.1)
+    ref = [a.copy() for a in (p, g, m, v)]
+    t, lr = np.array([3.0]), np.array([1e-3])
+    numpy_ref.adam_update(*ref, t, lr, 0.9, 0.999, 1e-7)
+    got = [backend.asarray(a) for a in (p, g, m, v)]
+    kernels.adam_update(*got, backend.asarray(t), backend.asarray(lr), 0.9, 0.999, 1e-7)
+    for a, r in zip(got, ref, strict=True):
+        same(a, r, dtype)
+
+
+# -- bad arguments: one clear error, the same on every backend, before any kernel runs ------------------------------
+def _x(b, shape=(2, 3, 6, 6), dtype=np.float32):
+    return b.asarray(np.ones(shape, dtype))
+
+
+def _t_lr(b):
+    return b.asarray(np.array([1.0])), b.asarray(np.array([1e-3]))
+
+
+BAD = {
+    "adam: transposed gradient": (lambda b: kernels.adam_update(_x(b, (3, 4)), _x(b, (4, 3)), _x(b, (3, 4)),
+                                  _x(b, (3, 4)), *_t_lr(b), 0.9, 0.999, 1e-7),
+                                  ValueError, r"gradient has shape \(4, 3\) but the parameter has \(3, 4\)"),
+    "adam: smaller gradient": (lambda b: kernels.adam_update(_x(b, (40_000,)), _x(b, (10,)), _x(b, (40_000,)),
+                               _x(b, (40_000,)), *_t_lr(b), 0.9, 0.999, 1e-7),
+                               ValueError, r"gradient has shape \(10,\) but the parameter has \(40000,\)"),
+    "adam: float64 moment": (lambda b: kernels.adam_update(_x(b, (3,)), _x(b, (3,)), _x(b, (3,), np.float64),
+                             _x(b, (3,)), *_t_lr(b), 0.9, 0.999, 1e-7),
+                             TypeError, "first moment is float64 but the parameter is float32"),
+    "adam: lr a float": (lambda b: kernels.adam_update(_x(b, (3,)), _x(b, (3,)), _x(b, (3,)), _x(b, (3,)),
+                         _t_lr(b)[0], 1e-3, 0.9, 0.999, 1e-7), TypeError, "learning rate is a float"),
+    "pool backward: wrong dy": (lambda b: kernels.maxpool_backward(_x(b, (2, 3, 2, 2)), b.asarray(
+                                np.zeros((2, 3, 2, 2), np.int8)), (2, 3, 6, 6), 2, 2, (2, 2), (0, 0, 0, 0)),
+                                ValueError, r"must both be \(2, 3, 3, 3\)"),
+    "pool backward: int32 argmax": (lambda b: kernels.maxpool_backward(_x(b, (2, 3, 3, 3)), b.asarray(
+                                    np.zeros((2, 3, 3, 3), np.int32)), (2, 3, 6, 6), 2, 2, (2, 2), (0, 0, 0, 0)),
+                                    TypeError, "argmax must be int8, got int32"),
+    "col2im: wrong columns": (lambda b: kernels.col2im(_x(b, (27, 10)), (2, 3, 6, 6), 3, 3, (1, 1), (0,) * 4),
+                              ValueError, r"must have shape \(27, 32\)"),
+    "im2col: 3-D input": (lambda b: kernels.im2col(_x(b, (3, 6, 6)), 3, 3, (1, 1), (0,) * 4),
+                          ValueError, "must be 4-D"),
+    "im2col: window too big": (lambda b: kernels.im2col(_x(b), 7, 7, (1, 1), (0,) * 4), ValueError, "does not fit"),
+    "im2col: int input": (lambda b: kernels.im2col(_x(b, dtype=np.int32), 3, 3, (1, 1), (0,) * 4),
+                          TypeError, "must be float32 or float64, got int32"),
+    "relu backward: shapes": (lambda b: kernels.relu_backward(_x(b, (2, 3)), _x(b, (3, 2))), ValueError,
+                              "must match"),
+    "dropout: int32 counter": (lambda b: kernels.dropout(_x(b), 1, b.asarray(np.zeros(1, np.int32)), 0.5),
+                               TypeError, "uint64 array of shape"),
+    "dropout: rate 1": (lambda b: kernels.dropout(_x(b), 1, b.asarray(np.zeros(1, np.uint64)), 1.0), ValueError,
+                        r"rate must be in \[0, 1\)"),
+    "loss: int32 labels": (lambda b: kernels.softmax_cross_entropy(_x(b, (4, 3)), b.asarray(np.zeros(4, np.int32))),
+                           TypeError, "labels must be int64"),
+    "loss: short labels": (lambda b: kernels.softmax_cross_entropy(_x(b, (4, 3)), b.asarray(np.zeros(3, np.int64))),
+                           TypeError, r"int64 of shape \(4,\)"),
+    "not this backend's array": (lambda b: kernels.relu_forward(np.ones(3, np.float32) if b.name == "cupy"
+                                 else [1.0]), TypeError, "ReLU input is a"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_arguments_are_refused_before_any_kernel_runs(backend, case):
+    make, error, message = BAD[case]
+    with pytest.raises(error, match=message):
+        make(backend)
