@@ -3,8 +3,9 @@ PY      ?= python3
 PIP     ?= $(PY) -m pip
 DATADIR := /usr/share/datasets/fashion-mnist
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SHELL   := /bin/bash
 
-.PHONY: setup data demo test bench gpu-test clean
+.PHONY: setup data demo test bench gpu-test gpu-check clean
 
 setup:            ## install tinynet (editable) with test, Numba and plot extras
 	$(PIP) install -q -e ".[dev]"
@@ -29,6 +30,14 @@ bench: setup data ## CPU benchmark vs PyTorch (installs the torch 2.13 CPU wheel
 
 gpu-test:         ## only the GPU tests (run where CuPy and a GPU exist)
 	$(PY) -m pytest -q -m gpu
+
+GPU_OUT := bench/out-gpu
+gpu-check:        ## on a GPU machine (installs nothing): GPU tests, then CuPy vs PyTorch on CUDA -> bench/RESULTS.md
+	mkdir -p $(GPU_OUT)
+	-set -o pipefail; $(PY) -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee $(GPU_OUT)/pytest.txt
+	$(PY) -m bench.train_epoch --models cnn_dropout02,deep_bn_cnn --backends cupy,cupy-eager,torch-cuda \
+	    --batch-size 32,128,512 --out $(GPU_OUT)
+	$(PY) -m bench.gpu_report $(GPU_OUT)
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis build *.egg-info

@@ -1,14 +1,17 @@
-"""Train the course's first CNN for one epoch of real Fashion-MNIST on each backend, and PyTorch.
+"""Train a model of the zoo for one epoch of real Fashion-MNIST on each backend, and PyTorch.
 
-    python -m bench.train_epoch --backends numpy,numba,cupy,torch --batch-size 32,128
+    python -m bench.train_epoch --backends numpy,numba,torch --batch-size 32,128
+    python -m bench.train_epoch --models cnn_dropout02,deep_bn_cnn --backends cupy,torch-cuda --batch-size 32,128,512
 
-Each (backend, batch size) runs in a fresh subprocess (so peak memory is its
-own), after a warm-up of a few steps (JIT compiled, caches warm), on the same
-initial weights and the same batch order. Reports images/s and seconds per
-epoch for training, evaluation images/s, peak memory, FLOPs per image,
-achieved GFLOP/s and its share of this machine's float32 GEMM peak (measured
-in the same run), and the ratio to PyTorch. ``--out`` writes JSON, Markdown
-and a bar chart.
+Each (model, backend, batch size) runs in a fresh subprocess (so peak memory is
+its own), after a warm-up of a few steps (JIT compiled, caches warm), on the
+same initial weights and the same batch order. Reports images/s and seconds per
+epoch for training, evaluation images/s, peak memory, FLOPs per image, achieved
+GFLOP/s and its share of this machine's float32 GEMM peak (measured in the same
+run), and the ratio to PyTorch (on the GPU: to PyTorch on CUDA). Backends:
+numpy, numba, cupy (the step replayed as a CUDA graph), cupy-eager (no graph),
+torch (CPU) and torch-cuda. CuPy rows also give the kernel launches of one
+training step (bench/launches.py). ``--out`` writes JSON, Markdown and a bar chart.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 import models
 from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
 
-MODEL = "cnn_dropout02"
+DEFAULT_MODEL = "cnn_dropout02"
 
 
 def _peak_host_mb():
@@ -43,22 +46,25 @@ def _data(n_images):
     return to_float(x[:n_images]), y[:n_images], to_float(xt), yt
 
 
-def run_tinynet(backend, batch, n_images, seed, warmup):
+def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL):
     import tinynet
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
     from tinynet.train import fit, predict_logits
 
+    graph = None if backend == "cupy" else False  # "cupy-eager": the same backend, without the CUDA graph
+    backend = "cupy" if backend.startswith("cupy") else backend
     b = tinynet.use_backend(backend)
     x, y, xt, _ = _data(n_images)
-    model = models.build(MODEL, seed=seed)
+    model = models.build(model_name, seed=seed)
     loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters())
-    fit(model, loss, opt, x[: warmup * batch], y[: warmup * batch], epochs=1, batch_size=batch, verbose=False)
-    model = models.build(MODEL, seed=seed)  # fresh weights: identical start to PyTorch's
+    fit(model, loss, opt, x[: warmup * batch], y[: warmup * batch], epochs=1, batch_size=batch, verbose=False,
+        cuda_graph=graph)
+    model = models.build(model_name, seed=seed)  # fresh weights: identical start to PyTorch's
     opt = Adam(model.parameters())
     b.synchronize()
     t = time.perf_counter()
-    h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False)
+    h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False, cuda_graph=graph)
     b.synchronize()
     train_s = time.perf_counter() - t
     t = time.perf_counter()
@@ -69,16 +75,22 @@ def run_tinynet(backend, batch, n_images, seed, warmup):
         import cupy
 
         out["device_peak_mb"] = cupy.get_default_memory_pool().total_bytes() / 2**20
-        out["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        out.update(_cuda_device(cupy.cuda.runtime), cupy=cupy.__version__)
     return out
 
 
-def run_torch(batch, n_images, seed, warmup, device="cpu"):
+def _cuda_device(runtime):
+    props = runtime.getDeviceProperties(0)
+    return {"device": props["name"].decode(), "driver": runtime.driverGetVersion(),
+            "cuda_runtime": runtime.runtimeGetVersion()}
+
+
+def run_torch(batch, n_images, seed, warmup, device="cpu", model_name=DEFAULT_MODEL):
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     x, y, xt, _ = _data(n_images)
-    model = torch_twin(models.build(MODEL, seed=seed)).to(device)
+    model = torch_twin(models.build(model_name, seed=seed)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     X, Y, XT = (torch.tensor(a).to(device) for a in (x, y, xt))
     order = torch.tensor(np.random.default_rng(seed).permutation(len(x))).to(device)  # fit's batch order
@@ -94,7 +106,7 @@ def run_torch(batch, n_images, seed, warmup, device="cpu"):
     model.train()
     for i in range(warmup):
         step(order[i * batch : (i + 1) * batch])
-    model = torch_twin(models.build(MODEL, seed=seed)).to(device)
+    model = torch_twin(models.build(model_name, seed=seed)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     model.train()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -116,25 +128,40 @@ def run_torch(batch, n_images, seed, warmup, device="cpu"):
     sync()
     out = {"train_s": train_s, "eval_s": time.perf_counter() - t, "loss": float(total) / len(x),
            "accuracy": float(correct) / len(x)}
+    out["torch"] = torch.__version__
     if device == "cuda":
         out["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         out["device"] = torch.cuda.get_device_name()
+        out["torch_cuda"] = torch.version.cuda
     return out
 
 
 def child(args):
     if args.backend.startswith("torch"):
-        r = run_torch(args.batch, args.images, args.seed, args.warmup, "cuda" if args.backend == "torch-cuda" else "cpu")
+        r = run_torch(args.batch, args.images, args.seed, args.warmup, "cuda" if args.backend == "torch-cuda" else "cpu",
+                      model_name=args.model)
     else:
-        r = run_tinynet(args.backend, args.batch, args.images, args.seed, args.warmup)
+        r = run_tinynet(args.backend, args.batch, args.images, args.seed, args.warmup, model_name=args.model)
     r["host_peak_mb"] = _peak_host_mb()
     print("RESULT " + json.dumps(r))
 
 
+def _launches(model_name, batch):
+    """Kernel launches per training step on the CuPy backend, counted on the stand-in (bench/launches.py)."""
+    try:
+        from bench.launches import count
+
+        return count(model_name, batch)
+    except Exception as exc:  # the count needs g++ (it runs the CUDA source on the host); the timing does not
+        print(f"  (could not count kernel launches: {type(exc).__name__}: {exc})")
+        return None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=DEFAULT_MODEL, help="comma list of models of the zoo (tinynet models)")
     p.add_argument("--backends", default="numpy,numba,torch",
-                   help="comma list of numpy, numba, cupy, torch (CPU), torch-cuda")
+                   help="comma list of numpy, numba, cupy, cupy-eager, torch (CPU), torch-cuda")
     p.add_argument("--batch-size", default="32,128")
     p.add_argument("--images", type=int, default=60_000, help="training images per epoch")
     p.add_argument("--warmup", type=int, default=20, help="warm-up steps before timing")
@@ -143,19 +170,48 @@ def main(argv=None):
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
 
-    flops = flops_per_image(models.build(MODEL))
     peak = gemm_peak_gflops()
-    print(f"{MODEL}: {flops['train'] / 1e6:.1f} MFLOP per training image, {flops['forward'] / 1e6:.1f} per inference; "
-          f"float32 GEMM peak here {peak:.0f} GFLOP/s ({os.cpu_count()} cores)")
+    print(f"float32 GEMM peak here {peak:.0f} GFLOP/s ({os.cpu_count()} cores)")
+    rows = []
+    flops_by_model = {}
+    for model_name in args.models.split(","):
+        flops_by_model[model_name] = flops = flops_per_image(models.build(model_name))
+        print(f"{model_name}: {flops['train'] / 1e6:.1f} MFLOP per training image, {flops['forward'] / 1e6:.1f} per "
+              "inference")
+        rows += _run_model(args, model_name, flops, peak)
+    for r in rows:
+        ref = [t for t in rows if t["model"] == r["model"] and t["batch"] == r["batch"] and t["backend"] == (
+               "torch-cuda" if r["backend"].startswith("cupy") or r["backend"] == "torch-cuda" else "torch")]
+        r["vs_torch"] = r["train_s"] / ref[0]["train_s"] if ref else None
+    table = markdown(rows, peak)
+    print("\n" + table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        versions = {k: v for r in rows for k, v in r.items()
+                    if k in ("device", "driver", "cuda_runtime", "cupy", "torch", "torch_cuda")}
+        meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops_by_model,
+                "python": platform.python_version(), "numpy": np.__version__, **versions,
+                "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:]))}
+        (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        (out / "results.md").write_text(table + "\n")
+        bar_chart(rows, out / "speed.png")
+    return 0
+
+
+def _run_model(args, model_name, flops, peak):
     rows = []
     for batch in [int(b) for b in args.batch_size.split(",")]:
         for backend in args.backends.split(","):
             cmd = [sys.executable, "-m", "bench.train_epoch", "--child", "1", "--backend", backend, "--batch", str(batch),
-                   "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup)]
+                   "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup),
+                   "--model", model_name]
             # Neither this process nor PyTorch's child loads Numba, so OMP_WAIT_POLICY (set when Numba loads) never
             # reaches PyTorch's OpenMP; OPENBLAS_THREAD_TIMEOUT does, but PyTorch's GEMMs are MKL, not OpenBLAS.
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -165,41 +221,37 @@ def main(argv=None):
                 print(f"  {backend:<10} batch {batch:<4} skipped: {reason}")
                 continue
             r = json.loads(line[0][7:])
-            r.update(backend=backend, batch=batch, images=args.images)
+            r.update(model=model_name, backend=backend, batch=batch, images=args.images)
             r["train_img_s"] = args.images / r["train_s"]
             r["eval_img_s"] = 10_000 / r["eval_s"]
             r["gflops"] = r["train_img_s"] * flops["train"] / 1e9
             r["peak_share"] = r["gflops"] / peak
+            if backend.startswith("cupy"):
+                r["launches_per_step"] = _launches(model_name, batch)
             rows.append(r)
+            launches = r.get("launches_per_step")
             print(f"  {backend:<10} batch {batch:<4} {r['train_img_s']:8.0f} img/s  {r['train_s']:6.1f} s/epoch  "
                   f"eval {r['eval_img_s']:8.0f} img/s  {r['gflops']:6.1f} GFLOP/s ({r['peak_share']:.0%} of peak)  "
-                  f"host peak {r['host_peak_mb']:.0f} MB  loss {r['loss']:.4f}")
-    for r in rows:
-        ref = [t for t in rows if t["batch"] == r["batch"] and t["backend"] == ("torch-cuda" if r["backend"] in
-               ("cupy", "torch-cuda") else "torch")]
-        r["vs_torch"] = r["train_s"] / ref[0]["train_s"] if ref else None
-    table = markdown(rows, flops, peak)
-    print("\n" + table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops,
-                "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:]))}
-        (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-        (out / "results.md").write_text(table + "\n")
-        bar_chart(rows, out / "speed.png")
-    return 0
+                  f"host peak {r['host_peak_mb']:.0f} MB  loss {r['loss']:.4f}"
+                  + (f"  launches/step {launches['eager']} eager, {launches['graph']} graphed" if launches else ""))
+    return rows
 
 
-def markdown(rows, flops, peak):
-    lines = ["| backend | batch | train img/s | s/epoch | × PyTorch time | eval img/s | GFLOP/s | share of GEMM peak | "
-             "host peak MB | device peak MB |", "|" + "---|" * 10]
+def markdown(rows, peak):
+    """The results table. The GEMM-peak share is of the host CPU's measured peak (meaningless for GPU rows)."""
+    lines = ["| model | backend | batch | train img/s | s/epoch | × PyTorch time | eval img/s | GFLOP/s | "
+             "share of CPU GEMM peak | host peak MB | device peak MB | launches/step (eager, graphed) |",
+             "|" + "---|" * 12]
     for r in rows:
         ratio = f"{r['vs_torch']:.2f}" if r.get("vs_torch") else "—"
         dev = f"{r['device_peak_mb']:.0f}" if "device_peak_mb" in r else "—"
-        lines.append(f"| {r['backend']} | {r['batch']} | {r['train_img_s']:.0f} | {r['train_s']:.1f} | {ratio} | "
-                     f"{r['eval_img_s']:.0f} | {r['gflops']:.1f} | {r['peak_share']:.0%} | {r['host_peak_mb']:.0f} | {dev} |")
+        gpu = r["backend"] in ("torch-cuda",) or r["backend"].startswith("cupy")
+        share = "—" if gpu else f"{r['peak_share']:.0%}"
+        launches = r.get("launches_per_step")
+        lc = f"{launches['eager']}, {launches['graph']}" if launches else "—"
+        lines.append(f"| {r['model']} | {r['backend']} | {r['batch']} | {r['train_img_s']:.0f} | {r['train_s']:.1f} | "
+                     f"{ratio} | {r['eval_img_s']:.0f} | {r['gflops']:.1f} | {share} | {r['host_peak_mb']:.0f} | {dev} | "
+                     f"{lc} |")
     return "\n".join(lines)
 
 
@@ -209,16 +261,18 @@ def bar_chart(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    batches = sorted({r["batch"] for r in rows})
+    groups = list(dict.fromkeys((r["model"], r["batch"]) for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(groups)), 4))
     width = 0.8 / max(len(backends), 1)
     for k, be in enumerate(backends):
-        vals = [next((r["train_img_s"] for r in rows if r["backend"] == be and r["batch"] == b), 0) for b in batches]
-        ax.bar(np.arange(len(batches)) + k * width, vals, width, label=be)
-    ax.set_xticks(np.arange(len(batches)) + width * (len(backends) - 1) / 2, [f"batch {b}" for b in batches])
+        vals = [next((r["train_img_s"] for r in rows if r["backend"] == be and (r["model"], r["batch"]) == g), 0)
+                for g in groups]
+        ax.bar(np.arange(len(groups)) + k * width, vals, width, label=be)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(backends) - 1) / 2,
+                  [f"{m}\nbatch {b}" for m, b in groups], fontsize=8)
     ax.set_ylabel("training images / s")
-    ax.set_title(f"{MODEL}: one epoch of Fashion-MNIST")
+    ax.set_title("one epoch of Fashion-MNIST, training")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -19,6 +19,20 @@ def standin():
         yield fake
 
 
+@pytest.fixture(params=["standin", pytest.param("gpu", marks=pytest.mark.gpu)])
+def cp(request):
+    """The module the "cupy" backend runs on: the stand-in everywhere, and real CuPy where a GPU is."""
+    if request.param == "standin":
+        with cupy_standin() as fake:
+            yield fake
+        return
+    try:
+        tinynet.get_backend("cupy")
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    yield tinynet.get_backend("cupy").xp
+
+
 DTYPES = [np.float32, np.float64]
 # Per-dtype tolerances for comparing two computations of the same thing.
 TOL = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}

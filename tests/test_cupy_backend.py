@@ -1,4 +1,4 @@
-"""The whole user path on the CuPy backend, on machines without a GPU, through the strict stand-in.
+"""The whole user path on the CuPy backend: through the strict stand-in on every machine, and on a real GPU (-m gpu).
 
 The stand-in (fake_cupy.py) refuses every implicit host/device transfer as CuPy does, and runs the CUDA
 kernels that ship. So a host/device mix-up anywhere below -- training, callbacks, evaluation, the report,
@@ -92,7 +92,7 @@ class Recorder(Callback):
         self.events.append((epoch, sorted(logs)))
 
 
-def test_fit_with_every_callback_evaluate_and_report_on_device_data(standin, tmp_path):
+def test_fit_with_every_callback_evaluate_and_report_on_device_data(cp, tmp_path):
     from tinynet.report import build_report, format_text
 
     model = tiny_model(0).to("cupy")
@@ -103,19 +103,19 @@ def test_fit_with_every_callback_evaluate_and_report_on_device_data(standin, tmp
     callbacks = [EarlyStopping(patience=5, restore_best_weights=True), ModelCheckpoint(tmp_path / "best.safetensors"),
                  LearningRateScheduler(exponential_decay(0.01, 10)), rec]
     xd, yd = tinynet.get_backend("cupy").asarray(x), tinynet.get_backend("cupy").asarray(y)  # data already on the GPU
-    h = _fit(model, opt, xd, yd, epochs=4, validation_data=(standin.asarray(xv), standin.asarray(yv)),
+    h = _fit(model, opt, xd, yd, epochs=4, validation_data=(cp.asarray(xv), cp.asarray(yv)),
              callbacks=callbacks)
     assert len(h) == 4 and h.history["accuracy"][-1] > 0.8 and len(rec.events) == 4
     assert h.history["lr"][1] == pytest.approx(0.01 * 0.1**0.1)
-    r = evaluate(model, SoftmaxCrossEntropy(), standin.asarray(xv), standin.asarray(yv))
+    r = evaluate(model, SoftmaxCrossEntropy(), cp.asarray(xv), cp.asarray(yv))
     assert r["accuracy"] > 0.8 and isinstance(r["logits"], np.ndarray)
-    report = build_report(model, SoftmaxCrossEntropy(), standin.asarray(xv), standin.asarray(yv),
-                          standin.asarray(x), standin.asarray(y))
+    report = build_report(model, SoftmaxCrossEntropy(), cp.asarray(xv), cp.asarray(yv),
+                          cp.asarray(x), cp.asarray(y))
     assert report["test"]["accuracy"] == r["accuracy"] and "confusion matrix" in format_text(report)
     assert (tmp_path / "best.safetensors").exists()
 
 
-def test_checkpoint_round_trip_and_resume_equal_the_uninterrupted_run(standin, tmp_path):
+def test_checkpoint_round_trip_and_resume_equal_the_uninterrupted_run(cp, tmp_path):
     x, y = tiny_data()
     whole = tiny_model(0).to("cupy")
     h_whole = _fit(whole, Adam(whole.parameters(), lr=0.01), x, y, epochs=3)
@@ -136,13 +136,12 @@ def test_checkpoint_round_trip_and_resume_equal_the_uninterrupted_run(standin, t
     np.testing.assert_allclose(on_cpu.predict(x), whole.predict(x), rtol=1e-5, atol=1e-6)
 
 
-def test_graph_replay_equals_eager_steps_and_needs_no_host_sync(standin):
+def test_graph_replay_equals_eager_steps_and_needs_no_host_sync(cp):
     x, y = tiny_data()
     results = {}
     for graph in (False, True):
         model = tiny_model(0).to("cupy")
         opt = Adam(model.parameters(), lr=0.01)
-        standin.reset_stats()
         h = _fit(model, opt, x, y, epochs=3, cuda_graph=graph)  # capture would raise on any host read
         results[graph] = (h.history["loss"], {k: host(p.data) for k, p in model.named_arrays().items()}, opt.t)
     assert results[True][0] == results[False][0] and results[True][2] == results[False][2] == 18
@@ -159,18 +158,18 @@ def test_the_step_reads_nothing_back_between_sync_points(standin):
     assert standin.stats["to_host"] == 5
 
 
-def test_sgd_trains_without_a_graph(standin):
+def test_sgd_trains_without_a_graph(cp):
     model = tiny_model(0).to("cupy")
     h = _fit(model, SGD(model.parameters(), lr=0.1, momentum=0.9), *tiny_data(), epochs=3)
     assert h.history["loss"][-1] < h.history["loss"][0]
 
 
-def test_predict_gradcheck_and_moving_back(standin):
+def test_predict_gradcheck_and_moving_back(cp):
     model = tiny_model(0).to("cupy")
     opt = Adam(model.parameters(), lr=0.01)
     x, y = tiny_data()
     _fit(model, opt, x, y, epochs=1)
-    p_host, p_dev = model.predict(x), model.predict(standin.asarray(x))
+    p_host, p_dev = model.predict(x), model.predict(cp.asarray(x))
     assert isinstance(p_host, np.ndarray)
     np.testing.assert_array_equal(p_host, p_dev)
     report = tinynet.gradcheck(model, x[:2].astype(np.float64), y[:2], SoftmaxCrossEntropy(), max_entries=5)
@@ -180,12 +179,12 @@ def test_predict_gradcheck_and_moving_back(standin):
     _fit(model, opt, x, y, epochs=1)  # and it trains on there
 
 
-def test_dropout_with_a_host_fixed_mask_names_both_backends(standin):
+def test_dropout_with_a_host_fixed_mask_names_both_backends(cp):
     tinynet.use_backend("cupy")
     layer = Dropout(0.5)
     layer.fixed_mask = np.ones((2, 3), bool)
     with pytest.raises(TypeError, match="fixed_mask is a numpy array but the layer runs on the 'cupy' backend"):
-        layer.forward(standin.asarray(np.ones((2, 3), np.float32)), training=True)
+        layer.forward(cp.asarray(np.ones((2, 3), np.float32)), training=True)
 
 
 def test_out_of_device_memory_halves_the_evaluation_batch(standin):
@@ -201,7 +200,7 @@ def test_out_of_device_memory_halves_the_evaluation_batch(standin):
         predict_logits(model, x, batch_size=300)
 
 
-def test_the_cli_trains_evaluates_predicts_and_checks_on_cupy(standin, fashion, tmp_path, capsys):
+def test_the_cli_trains_evaluates_predicts_and_checks_on_cupy(cp, fashion, tmp_path, capsys):
     from tinynet.cli import main
 
     out = tmp_path / "run"
@@ -218,11 +217,12 @@ def test_the_cli_trains_evaluates_predicts_and_checks_on_cupy(standin, fashion, 
     assert "predicted:" in text and "PASS" in text and "loss" in text
 
 
-def test_the_benchmark_runs_on_cupy(standin, fashion):
+def test_the_benchmark_runs_on_cupy(cp, fashion):
     from bench.train_epoch import run_tinynet
 
-    r = run_tinynet("cupy", batch=32, n_images=320, seed=0, warmup=3)
-    assert r["device"] == "CuPy stand-in (host)" and r["train_s"] > 0 and 0 < r["accuracy"] <= 1
+    for backend in ("cupy", "cupy-eager"):
+        r = run_tinynet(backend, batch=32, n_images=320, seed=0, warmup=3)
+        assert r["device"] and r["train_s"] > 0 and 0 < r["accuracy"] <= 1 and r["device_peak_mb"] >= 0
     from bench.launches import count
 
     c = count("cnn_dropout02", 32)

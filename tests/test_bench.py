@@ -1,0 +1,36 @@
+"""The benchmark's own code: the GPU report is written from a run's files, targets judged from its rows."""
+
+import json
+
+from bench.gpu_report import BEGIN, END, write
+
+
+def _row(model, backend, batch, img_s, **extra):
+    return dict(model=model, backend=backend, batch=batch, images=60_000, train_img_s=img_s, train_s=60_000 / img_s,
+                eval_img_s=1e5, gflops=1.0, peak_share=0.1, host_peak_mb=900, vs_torch=None, **extra)
+
+
+def test_gpu_report_writes_the_section_between_the_markers(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [_row("cnn_dropout02", "cupy", 128, 90_000, device_peak_mb=700.0,
+                 launches_per_step={"eager": 50, "graph": 3}),
+            _row("cnn_dropout02", "torch-cuda", 128, 50_000, device_peak_mb=300.0),
+            _row("deep_bn_cnn", "cupy", 128, 5_000, device_peak_mb=1500.0),
+            _row("deep_bn_cnn", "torch-cuda", 128, 6_000)]
+    meta = dict(date="2026-11-25", device="NVIDIA H100", driver=13000, cuda_runtime=13000, cupy="14.2.0", torch="2.11",
+                torch_cuda="13.0", python="3.12", numpy="2.5", cores=16, gemm_peak_gflops=100.0,
+                command="python -m bench.train_epoch --models x")
+    (run / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    (run / "pytest.txt").write_text("....\n150 passed in 30s\n")
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Results\n\nCPU text\n\n{BEGIN}\nold GPU text\n{END}\n\nafter\n")
+    write(run, results)
+    text = results.read_text()
+    assert text.startswith("# Results\n\nCPU text") and text.endswith("after\n") and "old GPU text" not in text
+    assert "## GPU — 2026-11-25, NVIDIA H100" in text and "150 passed in 30s" in text and "| 50, 3 |" in text
+    assert "cnn_dropout02, batch 128: CuPy 1.80× PyTorch eager's throughput (target ≥ 1.5×): met" in text
+    assert "deep_bn_cnn, batch 128: CuPy 0.83× PyTorch eager's throughput (target ≥ 1.0×): NOT met" in text
+    assert "fastest 60,000-image epoch 0.67 s at batch 128 (target < 1 s): met" in text
+    assert "device memory at most 700 MB" in text
+    assert (tmp_path / "runs" / "gpu_benchmark_2026-11-25.json").exists()
