@@ -45,6 +45,8 @@ def _same(a, b, what_a, what_b):
 
 
 def _int(v, what, low):
+    if type(v) is int and v >= low:  # the common case, without the slower abstract-class check
+        return v
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
         raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
     return int(v)

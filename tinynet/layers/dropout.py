@@ -46,8 +46,11 @@ class Dropout(Layer):
 
     def stream_seed(self) -> int:
         """The generator's seed for this layer: the user's seed mixed with the layer's name."""
-        mixed = (self.seed + zlib.crc32(self.name.encode()) * GOLDEN) % 2**64
-        return int(splitmix64(np.array([mixed], dtype=np.uint64))[0])
+        key = (self.seed, self.name)
+        if getattr(self, "_stream", (None,))[0] != key:
+            mixed = (self.seed + zlib.crc32(self.name.encode()) * GOLDEN) % 2**64
+            self._stream = key, int(splitmix64(np.array([mixed], dtype=np.uint64))[0])
+        return self._stream[1]
 
     def _counter(self):
         if self.calls is None:
