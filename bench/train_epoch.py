@@ -39,14 +39,14 @@ def _peak_host_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _data(n_images):
+def _data(n_images, n_eval=10_000):
     from tinynet.data import load_fashion_mnist, to_float
 
     (x, y), (xt, yt) = load_fashion_mnist()
-    return to_float(x[:n_images]), y[:n_images], to_float(xt), yt
+    return to_float(x[:n_images]), y[:n_images], to_float(xt[:n_eval]), yt[:n_eval]
 
 
-def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL):
+def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL, n_eval=10_000):
     import tinynet
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
@@ -55,7 +55,7 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     graph = None if backend == "cupy" else False  # "cupy-eager": the same backend, without the CUDA graph
     backend = "cupy" if backend.startswith("cupy") else backend
     b = tinynet.use_backend(backend)
-    x, y, xt, _ = _data(n_images)
+    x, y, xt, _ = _data(n_images, n_eval)
     model = models.build(model_name, seed=seed)
     loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters())
     fit(model, loss, opt, x[: warmup * batch], y[: warmup * batch], epochs=1, batch_size=batch, verbose=False,
@@ -70,7 +70,8 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     t = time.perf_counter()
     predict_logits(model, xt, batch_size=1000)
     eval_s = time.perf_counter() - t
-    out = {"train_s": train_s, "eval_s": eval_s, "loss": h.history["loss"][0], "accuracy": h.history["accuracy"][0]}
+    out = {"train_s": train_s, "eval_s": eval_s * 10_000 / len(xt), "loss": h.history["loss"][0],
+           "accuracy": h.history["accuracy"][0]}
     if backend == "cupy":
         import cupy
 

@@ -221,7 +221,7 @@ def test_the_benchmark_runs_on_cupy(cp, fashion):
     from bench.train_epoch import run_tinynet
 
     for backend in ("cupy", "cupy-eager"):
-        r = run_tinynet(backend, batch=32, n_images=320, seed=0, warmup=3)
+        r = run_tinynet(backend, batch=32, n_images=320, seed=0, warmup=3, n_eval=200)
         assert r["device"] and r["train_s"] > 0 and 0 < r["accuracy"] <= 1 and r["device_peak_mb"] >= 0
     from bench.launches import count
 
