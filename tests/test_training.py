@@ -135,15 +135,67 @@ def test_checkpoint_holds_the_promised_metadata(tmp_path):
     assert "optimizer/m.0" in shapes and meta["optimizer_t"] == str(opt.t)
 
 
-def test_nan_in_the_data_stops_training_naming_epoch_and_step(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("where", ["x", "validation x"])
+def test_nan_in_the_data_is_refused_before_training(backend, where, tmp_path):
+    model = tiny_model().to(backend.name)
     x, y = tiny_data()
-    x[40, 0, 3, 3] = np.nan  # in the third batch of 16 (no shuffling)
-    ck = ModelCheckpoint(tmp_path / "ck.safetensors", monitor="loss", save_best_only=False)
-    with pytest.raises(DivergenceError, match="epoch 1, step 3"):
-        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), x, y, epochs=2, batch_size=16, shuffle=False,
-            callbacks=[ck], verbose=False)
+    xv, yv = tiny_data(48, 1)
+    (x if where == "x" else xv)[40, 0, 3, 3] = np.nan
+    before = weights(model)
+    with pytest.raises(ValueError, match=f"^{where} holds 1 NaN or infinite value in 1 sample, the first in sample 40"):
+        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), x, y, validation_data=(xv, yv), epochs=1,
+            verbose=False, callbacks=[ModelCheckpoint(tmp_path / "ck.safetensors")])
     assert not (tmp_path / "ck.safetensors").exists()
+    for k, w in weights(model).items():
+        np.testing.assert_array_equal(w, before[k])
+    with pytest.raises(ValueError, match="holds 1 NaN"):
+        evaluate(model, SoftmaxCrossEntropy(), xv if where == "validation x" else x, yv if where == "validation x" else y)
+
+
+def test_one_nan_pixel_spreads_to_its_sample_on_every_backend(backend):
+    """Every backend propagates NaN through conv, ReLU, BatchNorm's inference, max-pool and dense alike."""
+    model = tiny_model().to(backend.name)
+    x, _ = tiny_data(8)
+    x[5, 0, 2, 3] = np.nan
+    out = host(model.forward(backend.asarray(x)))
+    assert np.isnan(out[5]).all() and np.isfinite(np.delete(out, 5, axis=0)).all()
+
+
+class _PoisonAfter(Callback):
+    """Turns a weight into NaN after step ``k``, as a diverging update would."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def on_batch_end(self, step, logs, run):
+        if step == self.k:
+            run.model.parameters()[0].data[...] = np.nan
+
+
+def test_a_nan_during_training_stops_it_naming_epoch_and_step(backend, tmp_path):
+    model = tiny_model().to(backend.name)
+    ck = ModelCheckpoint(tmp_path / "ck.safetensors", monitor="loss", save_best_only=False)
+    with pytest.raises(DivergenceError, match="loss became nan at epoch 1, step 4"):
+        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(), epochs=2, batch_size=16,
+            callbacks=[_PoisonAfter(2), ck], verbose=False, sync_every=1)
+    assert not (tmp_path / "ck.safetensors").exists()
+
+
+def test_a_nan_validation_loss_stops_training_naming_the_epoch(tmp_path):
+    class PoisonStats(Callback):  # NaN running statistics: training is fine, evaluation gives NaN
+        def on_epoch_end(self, epoch, logs, run):
+            pass
+
+        def on_epoch_begin(self, epoch, run):
+            if epoch == 1:
+                run.model.layers[2].state["moving_variance"].data[...] = np.nan
+
+    model = tiny_model()
+    ck = ModelCheckpoint(tmp_path / "ck.safetensors")
+    with pytest.raises(DivergenceError, match="validation loss of epoch 2 is nan"):
+        fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(), epochs=3, batch_size=16,
+            validation_data=tiny_data(48, 1), callbacks=[PoisonStats(), ck], verbose=False)
+    assert ck.saved_epochs == [0]
 
 
 def test_evaluate_reports_loss_and_accuracy():

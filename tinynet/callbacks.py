@@ -154,6 +154,15 @@ class TerminateOnNaN(Callback):
     def __init__(self, max_loss=1e4):
         self.max_loss = max_loss
 
+    def on_epoch_end(self, epoch, logs, run):
+        """The epoch's figures too: a NaN validation loss would otherwise keep every checkpoint from being written."""
+        for key in ("loss", "val_loss"):
+            value = logs.get(key)
+            if value is not None and not (math.isfinite(value) and value <= self.max_loss):
+                what = "validation loss" if key == "val_loss" else "training loss"
+                raise DivergenceError(f"training diverged: the {what} of epoch {epoch + 1} is {value:.4g}; "
+                                      "check the inputs and lower the learning rate")
+
     def on_batch_end(self, step, logs, run):
         loss = logs.get("loss")
         if loss is None or (math.isfinite(loss) and loss <= self.max_loss):

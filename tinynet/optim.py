@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from . import kernels
 from .backend import get_backend, to_numpy, xp_of
+from .checks import integer, real
 
 
 def check_learning_rate(lr, what="learning rate"):
     """A positive, finite real number (Python or NumPy); returned as a Python float."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"{what} must be a positive finite number, got {lr!r}")
-    return float(lr)
+    return real(lr, what, 0, low_open=True)
 
 
 def check_step_count(t):
     """An integer >= 0 (Python or NumPy)."""
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-        raise ValueError(f"the optimizer step count must be an integer >= 0, got {t!r}")
-    return int(t)
+    return integer(t, "the optimizer step count", 0)
 
 
 class Optimizer:
@@ -84,9 +78,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = real(momentum, "momentum", 0, 1, high_open=True)
         self.velocity = [p.data * 0 for p in self.params] if momentum else []
 
     def step(self):
@@ -124,12 +116,9 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7):
-        for name, b in (("beta1", beta1), ("beta2", beta2)):
-            if isinstance(b, bool) or not isinstance(b, numbers.Real) or not 0 <= b < 1:
-                raise ValueError(f"{name} must be a number in [0, 1), got {b!r}")
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = real(beta1, "beta1", 0, 1, high_open=True)
+        self.beta2 = real(beta2, "beta2", 0, 1, high_open=True)
+        self.eps = real(eps, "eps", 0, low_open=True)
         self._scalars = None
         super().__init__(params, lr)
         self.m = [p.data * 0 for p in self.params]

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+from .checks import integer
+
+
+def _is_int(v, low):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
 
 
 def pair(v, name: str) -> tuple[int, int]:
-    """3 -> (3, 3); (2, 3) -> (2, 3); anything else is a clear error."""
-    if isinstance(v, int) and not isinstance(v, bool):
+    """3 -> (3, 3); (2, 3) -> (2, 3) (NumPy integers too); anything else is a clear error."""
+    if _is_int(v, 1):
         v = (v, v)
-    if (
-        not isinstance(v, (tuple, list))
-        or len(v) != 2
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v)
-    ):
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(_is_int(i, 1) for i in v):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
-    return int(v[0]), int(v[1])
+    return integer(v[0], name), integer(v[1], name)
 
 
 def check_padding(padding):
-    ok = padding in ("valid", "same") or (
-        isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0
-    )
-    if not ok:
-        raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
-    return padding
+    if isinstance(padding, str) and padding in ("valid", "same"):
+        return padding
+    if _is_int(padding, 0):
+        return int(padding)
+    raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
 
 
 def pads_for(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]):

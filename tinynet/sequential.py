@@ -23,9 +23,18 @@ class Sequential:
 
     def __init__(self, layers, input_shape=None, dtype=np.float32, seed=None, name="sequential"):
         self.layers = list(layers)
+        first_seen = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is a {type(layer).__name__}, not a tinynet Layer")
+            if id(layer) in first_seen:
+                j = first_seen[id(layer)]
+                raise ValueError(
+                    f"layers {j} and {i} are the same {type(layer).__name__} object. A layer keeps what its forward "
+                    "pass saw for its backward pass, so one instance used twice gives wrong gradients: create one "
+                    f"per position, e.g. {type(layer).__name__}(...) twice"
+                )
+            first_seen[id(layer)] = i
         self.dtype = check_float_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)

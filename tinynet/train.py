@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 from .backend import get_backend, to_numpy, using_backend
 from .callbacks import TerminateOnNaN
 from .checkpoint import load_checkpoint
+from .checks import finite_values, integer, positive_int
 
 
 def train_step(model, loss, optimizer, xb, yb, totals=None):
@@ -125,6 +125,7 @@ def predict_logits(model, x, batch_size=1000):
 def evaluate(model, loss, x, y, batch_size=1000):
     """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
     _check_images(model, x)
+    finite_values(x, "x")
     k = model.output_shape[0]
     y = check_labels(y, len(x), k).astype(np.int64)
     logits = predict_logits(model, x, batch_size)
@@ -145,15 +146,10 @@ def _labels_checked_up_front(loss):
         loss.check_labels = checked
 
 
-def _positive_int(v, what):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{what} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def _split_validation(model, x, y, validation_data, validation_split):
     num_classes = model.output_shape[0]
     _check_images(model, x)
+    finite_values(x, "x")
     y = check_labels(y, len(x), num_classes)
     if validation_data is None and validation_split:
         if not 0 < validation_split < 1:
@@ -162,6 +158,7 @@ def _split_validation(model, x, y, validation_data, validation_split):
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     if validation_data is not None:
         _check_images(model, validation_data[0], "validation x")
+        finite_values(validation_data[0], "validation x")
         check_labels(validation_data[1], len(validation_data[0]), num_classes, "validation labels")
     return x, y, validation_data
 
@@ -202,13 +199,12 @@ def fit(
     are read back every ``sync_every`` steps (default 20; 1 on the CPU).
     Returns a :class:`History`.
     """
-    batch_size = _positive_int(batch_size, "batch_size")
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    batch_size = positive_int(batch_size, "batch_size")
+    epochs = integer(epochs, "epochs", 0)
     x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
 
     backend = get_backend(model.backend)
-    sync_every = _positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
+    sync_every = positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
     rng = np.random.default_rng(seed)
     history, start = History(), 0
     if resume_from is not None:

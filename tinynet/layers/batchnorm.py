@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
+from ..checks import real
 from .base import Layer
 
 
@@ -25,13 +23,9 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.99, eps=1e-3):
         super().__init__()
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         # Python floats, not NumPy scalars: np.float64(0.9) * a float32 array would be float64
-        self.momentum = float(momentum)
-        self.eps = float(eps)
+        self.momentum = real(momentum, "BatchNorm momentum", 0, 1)
+        self.eps = real(eps, "BatchNorm eps", 0, low_open=True)
         self.name = "batch_normalization"
 
     def build(self, input_shape, dtype=np.float32, rng=None):

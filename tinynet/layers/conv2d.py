@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..checks import integer, positive_int
 from ..init import glorot_uniform
 from ..padding import check_padding, output_size, pads_for, pair
 from .base import Layer
@@ -24,14 +25,12 @@ class Conv2D(Layer):
 
     def __init__(self, out_channels, kernel_size, stride=1, padding="valid", in_channels=None, seed=None):
         super().__init__()
-        if not isinstance(out_channels, int) or isinstance(out_channels, bool) or out_channels < 1:
-            raise ValueError(f"out_channels must be a positive int, got {out_channels!r}")
-        self.out_channels = out_channels
+        self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = check_padding(padding)
-        self.in_channels = in_channels
-        self.seed = seed
+        self.in_channels = None if in_channels is None else positive_int(in_channels, "in_channels")
+        self.seed = None if seed is None else integer(seed, "seed", 0)
         self.name = "conv2d"
 
     def _geometry(self, input_shape):

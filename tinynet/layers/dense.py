@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import integer, positive_int
 from ..init import glorot_uniform
 from .base import Layer
 
@@ -18,11 +19,9 @@ class Dense(Layer):
 
     def __init__(self, out_features, in_features=None, seed=None):
         super().__init__()
-        if not isinstance(out_features, int) or isinstance(out_features, bool) or out_features < 1:
-            raise ValueError(f"out_features must be a positive int, got {out_features!r}")
-        self.out_features = out_features
-        self.in_features = in_features
-        self.seed = seed
+        self.out_features = positive_int(out_features, "out_features")
+        self.in_features = None if in_features is None else positive_int(in_features, "in_features")
+        self.seed = None if seed is None else integer(seed, "seed", 0)
         self.name = "dense"
 
     def output_shape(self, input_shape):

@@ -3,13 +3,13 @@ scale the survivors by 1/(1 - rate), so inference needs no change at all."""
 
 from __future__ import annotations
 
-import numbers
 import zlib
 
 import numpy as np
 
 from .. import kernels
 from ..backend import array_library, get_backend, to_numpy, using_backend, xp_of
+from ..checks import integer, real
 from ..kernels.numpy_ref import GOLDEN, splitmix64
 from .base import Layer
 
@@ -32,13 +32,10 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None):
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise ValueError(f"Dropout seed must be an integer >= 0 or None, got {seed!r}")
-        self.rate = float(rate)
+        self.rate = real(rate, "Dropout rate", 0, 1, high_open=True)
         # no seed: a random one, drawn once, so the run can still be resumed from a checkpoint
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        self.seed = integer(seed, "Dropout seed", 0) if seed is not None else int(
+            np.random.SeedSequence().generate_state(1, np.uint64)[0])
         self.calls = None  # (1,) uint64 on the layer's backend: training forwards so far
         self.fixed_mask = None
         self.keep = None
