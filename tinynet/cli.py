@@ -20,6 +20,8 @@ def cmd_models(args):
 
 
 def cmd_gradcheck(args):
+    from tqdm.auto import tqdm
+
     import models
     import tinynet
     from tinynet.losses import SoftmaxCrossEntropy
@@ -27,12 +29,17 @@ def cmd_gradcheck(args):
     tinynet.use_backend(args.backend)
     model = models.build(args.model, seed=args.seed, dtype="float64")
     rng = np.random.default_rng(args.seed)
-    for _attempt in range(10):  # redraw inputs that sit on a ReLU / max-pool kink
-        x = rng.random((args.batch, *model.input_shape))
-        y = rng.integers(0, 10, args.batch)
-        report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed)
-        if not report.near_kink:
-            break
+    x = rng.random((args.batch, *model.input_shape))
+    y = rng.integers(0, model.output_shape[0], args.batch)
+    with tqdm(total=len(model.parameters()) + 1, desc=f"gradcheck {args.model}", unit="tensor", leave=False,
+              disable=args.quiet) as bar:
+
+        def progress(done, total, name):
+            bar.update(done - bar.n)
+            bar.set_postfix_str(name, refresh=True)
+
+        report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
+                                   progress=progress)
     print(f"gradient check of {args.model} (float64, batch {args.batch}, loss included, backend {args.backend})")
     print(report)
     return 0 if report.ok else 1
@@ -295,7 +302,8 @@ def build_parser():
 
     s = sub.add_parser("gradcheck", help="finite-difference check of a whole model, per tensor")
     s.add_argument("model", nargs="?", default="cnn_dropout02")
-    s.add_argument("--batch", type=int, default=2)
+    s.add_argument("--batch", type=int, default=4, help="images (BatchNorm over 2 samples would make most gradients 0)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--entries", type=int, default=10, help="entries checked per tensor")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cupy"])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import kernels
-from ..backend import to_numpy
 from ..padding import check_padding, output_size, pads_for, pair
 from .base import Layer
 
@@ -54,27 +51,10 @@ class MaxPool2D(Layer):
         kh, kw = self.kernel
         return kernels.maxpool_backward(dy, self.argmax, self.x_shape, kh, kw, self.stride, self.pads)
 
-    def kink_margin(self, x):
-        """Smallest gap between the largest and second-largest value of a window.
-
-        Finite differences are only valid when a tiny nudge cannot change the
-        winner, so gradient checks want this well above their step size.
-        """
-        x = to_numpy(x).astype(np.float64)
-        pads = self.pads if self.built else pads_for(self.padding, x.shape[2:], self.kernel, self.stride)
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        oh, ow = output_size(x.shape[2:], self.kernel, self.stride, pads)
-        xpad = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]), constant_values=-np.inf)
-        wins = [xpad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] for i in range(kh) for j in range(kw)]
-        if len(wins) < 2:
-            return np.inf
-        top2 = np.sort(np.stack(wins), axis=0)[-2:]
-        gap = top2[1] - top2[0]
-        # A tie among zeros is a window a ReLU below switched off: nudging it
-        # cannot make a winner (the ReLU's own margin covers that), so skip it.
-        harmless = ~np.isfinite(gap) | (top2[1] == 0)
-        return float(np.min(np.where(harmless, np.inf, gap)))
+    def kink_state(self):
+        """Which input won each window in the latest forward: gradcheck's finite differences are only valid
+        while this does not change."""
+        return self.argmax
 
     def __repr__(self):
         return f"MaxPool2D(pool_size={self.kernel}, stride={self.stride}, padding={self.padding!r})"
