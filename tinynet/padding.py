@@ -47,6 +47,15 @@ def pads_for(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tu
     return (p, p, p, p)
 
 
+def window_geometry(padding, size, kernel, stride, what) -> tuple[tuple, int, int]:
+    """(pads, out_h, out_w) of a window op on an input of ``size`` (h, w); a clear error when nothing fits."""
+    pads = pads_for(padding, size, kernel, stride)
+    oh, ow = output_size(size, kernel, stride, pads)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{what} {kernel} does not fit input {size[0]}x{size[1]} with padding {padding!r}")
+    return pads, oh, ow
+
+
 def output_size(size, kernel, stride, pads) -> tuple[int, int]:
     h = (size[0] + pads[0] + pads[1] - kernel[0]) // stride[0] + 1
     w = (size[1] + pads[2] + pads[3] - kernel[1]) // stride[1] + 1

@@ -7,7 +7,7 @@ import numpy as np
 from .. import kernels
 from ..checks import integer, positive_int
 from ..init import glorot_uniform
-from ..padding import check_padding, output_size, pads_for, pair
+from ..padding import check_padding, pair, window_geometry
 from .base import Layer
 
 
@@ -34,14 +34,7 @@ class Conv2D(Layer):
         self.name = "conv2d"
 
     def _geometry(self, input_shape):
-        c, h, w = input_shape
-        pads = pads_for(self.padding, (h, w), self.kernel, self.stride)
-        oh, ow = output_size((h, w), self.kernel, self.stride, pads)
-        if oh < 1 or ow < 1:
-            raise ValueError(
-                f"Conv2D kernel {self.kernel} does not fit input {h}x{w} with padding {self.padding!r}"
-            )
-        return pads, oh, ow
+        return window_geometry(self.padding, input_shape[1:], self.kernel, self.stride, "Conv2D kernel")
 
     def output_shape(self, input_shape):
         _, oh, ow = self._geometry(input_shape)

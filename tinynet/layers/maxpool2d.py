@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import kernels
-from ..padding import check_padding, output_size, pads_for, pair
+from ..padding import check_padding, pair, window_geometry
 from .base import Layer
 
 
@@ -23,15 +23,13 @@ class MaxPool2D(Layer):
             raise ValueError(f"pool_size {self.kernel} is too large (at most 127 elements per window)")
         self.stride = pair(stride if stride is not None else self.kernel, "stride")
         self.padding = check_padding(padding)
+        if isinstance(self.padding, int) and self.padding >= min(self.kernel):
+            raise ValueError(f"MaxPool2D padding must be smaller than the pool {self.kernel} (a window of padding "
+                             f"alone has no maximum), got {padding!r}")
         self.name = "max_pooling2d"
 
     def _geometry(self, input_shape):
-        _, h, w = input_shape
-        pads = pads_for(self.padding, (h, w), self.kernel, self.stride)
-        oh, ow = output_size((h, w), self.kernel, self.stride, pads)
-        if oh < 1 or ow < 1:
-            raise ValueError(f"MaxPool2D pool {self.kernel} does not fit input {h}x{w}")
-        return pads, oh, ow
+        return window_geometry(self.padding, input_shape[1:], self.kernel, self.stride, "MaxPool2D pool")
 
     def output_shape(self, input_shape):
         _, oh, ow = self._geometry(input_shape)
