@@ -18,10 +18,13 @@ def check_learning_rate(lr, what="learning rate"):
     return float(lr)
 
 
+MAX_STEPS = 2**53  # Adam counts steps in a float64, exact up to 2**53 (and 10**400 would not fit at all)
+
+
 def check_step_count(t):
-    """An integer >= 0 (Python or NumPy)."""
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-        raise ValueError(f"the optimizer step count must be an integer >= 0, got {t!r}")
+    """An integer in [0, 2**53] (Python or NumPy)."""
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= MAX_STEPS:
+        raise ValueError(f"the optimizer step count must be an integer in [0, 2**53], got {t!r}")
     return int(t)
 
 
