@@ -1,10 +1,15 @@
 """Checkpoint defects by class (issue #11): tensor dtypes and duplicate names, metadata trusted on resume,
-NaN and inf in the weights. Each bad file is one CheckpointError naming what and where,
+concurrent saves, NaN and inf in the weights. Each bad file is one CheckpointError naming what and where,
 raised before anything in the model, the optimizer or an RNG changes."""
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +17,15 @@ from helpers import tiny_data, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tinynet import checkpoint
 from tinynet.callbacks import ModelCheckpoint
 from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from tinynet.losses import SoftmaxCrossEntropy
 from tinynet.optim import Adam
 from tinynet.train import fit
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent  # a script's own folder comes first on its sys.path, not the cwd: import this checkout's tinynet
 
 
 # Helpers: a checkpoint's header and data, and a snapshot of everything a load could change ----------------------------
@@ -353,6 +362,162 @@ def test_a_checkpoint_without_history_resumes_and_saves_again(tmp_path):
     assert len(h) == 3 and all(math.isnan(v) for v in h.history["loss"][:2]) and np.isfinite(h.history["loss"][2])
     meta, _, _ = read_checkpoint(path)
     assert meta["parsed"]["epoch"] == 2 and len(meta["parsed"]["history"]["loss"]) == 3
+
+
+# C. Saves at the same time ------------------------------------------------------------------------------------------------
+def models_by_seed(seeds):
+    out = {}
+    for s in seeds:
+        model = tiny_model(seed=s)
+        out[s] = (model, Adam(model.parameters()))
+    return out
+
+
+def which(path, known):
+    """Load ``path`` into a fresh model and say which known model it is (a whole checkpoint, not a mix)."""
+    model, opt = fresh()
+    load_checkpoint(path, model, opt)
+    got = {k: np.asarray(p.data) for k, p in model.named_arrays().items()}
+    for seed, (m, _) in known.items():
+        if all(np.array_equal(got[k], np.asarray(p.data)) for k, p in m.named_arrays().items()):
+            return seed
+    raise AssertionError(f"{path} holds none of the saved models")
+
+
+def test_threads_saving_one_path_at_once_all_succeed_and_leave_no_temp_file(tmp_path):
+    path = tmp_path / "best.safetensors"
+    known = models_by_seed(range(4))
+    errors, start = [], threading.Barrier(len(known))
+
+    def saver(seed):
+        model, opt = known[seed]
+        start.wait()
+        try:
+            for epoch in range(8):
+                save_checkpoint(path, model, opt, epoch=epoch)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=saver, args=(s,)) for s in known]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name for p in tmp_path.iterdir()] == ["best.safetensors"]
+    assert which(path, known) in known
+
+
+SAVER = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from helpers import tiny_model
+from tinynet.checkpoint import save_checkpoint
+from tinynet.optim import Adam
+seed = int(sys.argv[1])
+model = tiny_model(seed=seed)
+opt = Adam(model.parameters())
+print("ready", flush=True)
+sys.stdin.readline()
+for epoch in range({saves}):
+    save_checkpoint({path!r}, model, opt, epoch=epoch)
+"""
+
+
+def test_two_processes_saving_one_path_while_a_reader_loads_it(tmp_path):
+    path = tmp_path / "best.safetensors"
+    known = models_by_seed([0, 1, 2])
+    save_checkpoint(path, *known[0])
+    script = tmp_path / "saver.py"
+    script.write_text(SAVER.format(root=str(ROOT), tests=str(TESTS), path=str(path), saves=30))
+    procs = [subprocess.Popen([sys.executable, str(script), str(s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for s in (1, 2)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        seen = []
+        while any(p.poll() is None for p in procs) or not seen:
+            seen.append(which(path, known))  # every load is one whole checkpoint of one writer
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=120)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".py"] == ["best.safetensors"]
+    assert which(path, known) in (1, 2)
+
+
+def test_only_temp_files_of_dead_writers_are_swept(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    tag = checkpoint._writer_tag()
+    host = tag.split("-")[0]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        names = {
+            f".ck.safetensors.{host}-{dead.pid}.abc_123.tmp": False,  # killed mid-save: swept
+            f".ck.safetensors.{host}-{alive.pid}.abc_123.tmp": True,  # another process, still writing
+            f".ck.safetensors.{host}-{os.getpid()}.abc_123.tmp": True,  # another thread of this process
+            f".ck.safetensors.{'0' * 8 if host != '0' * 8 else '1' * 8}-{dead.pid}.abc_123.tmp": True,  # other machine
+            ".ck.safetensors.abc_123.tmp": True,  # no writer named: cannot be proven dead
+            f".other.safetensors.{host}-{dead.pid}.abc_123.tmp": True,  # another checkpoint's
+        }
+        for name in names:
+            (tmp_path / name).write_bytes(b"partial")
+        save_checkpoint(path, tiny_model())
+        assert {p.name for p in tmp_path.iterdir()} == {"ck.safetensors", *(n for n, keep in names.items() if keep)}
+    finally:
+        alive.stdin.close()
+        alive.wait()
+
+
+def test_a_save_names_its_temp_file_after_its_writer(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    save_checkpoint(tmp_path / "ck.safetensors", tiny_model())
+    assert re.fullmatch(re.escape(f".ck.safetensors.{checkpoint._writer_tag()}.") + r"\w+\.tmp", seen[0])
+
+
+SAME_BYTES = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import numpy as np
+from helpers import tiny_model
+from tinynet.checkpoint import save_checkpoint
+from tinynet.optim import Adam
+model = tiny_model(seed=1)
+save_checkpoint(sys.argv[1], model, Adam(model.parameters()), epoch=0, rng=np.random.default_rng(2),
+                history={{"loss": [0.5]}}, extra={{"monitor": "loss"}})
+"""
+
+
+def test_identical_tensors_and_metadata_give_byte_identical_files(tmp_path):
+    model = tiny_model(seed=1)
+    kw = dict(epoch=0, history={"loss": [0.5]}, extra={"monitor": "loss"})
+    a = save_checkpoint(tmp_path / "a.safetensors", model, Adam(model.parameters()), rng=np.random.default_rng(2), **kw)
+    b = save_checkpoint(tmp_path / "b.safetensors", model, Adam(model.parameters()), rng=np.random.default_rng(2), **kw)
+    assert a.read_bytes() == b.read_bytes()
+    script = tmp_path / "same.py"
+    script.write_text(SAME_BYTES.format(root=str(ROOT), tests=str(TESTS)))
+    subprocess.run([sys.executable, str(script), str(tmp_path / "c.safetensors")], check=True)
+    assert (tmp_path / "c.safetensors").read_bytes() == a.read_bytes()  # another process, the same bytes
+    from safetensors import safe_open
+
+    f = safe_open(str(a), framework="np")  # and the safetensors library reads them
+    _, shapes, reader = read_checkpoint(a)
+    assert f.metadata() == reader.metadata() and set(f.keys()) == set(shapes)
+    for k in f.keys():
+        np.testing.assert_array_equal(f.get_tensor(k), reader.get_tensor(k))
 
 
 # D. NaN and inf in the weights or the optimizer state ----------------------------------------------------------------------

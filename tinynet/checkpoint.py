@@ -2,7 +2,9 @@
 epoch, RNG states and history — and never pickle, so loading cannot run code.
 
 Writes are atomic (a temp file in the same folder, then ``os.replace``): a
-crash mid-save leaves the previous checkpoint intact and no temp file behind.
+crash mid-save leaves the previous checkpoint intact, and saves that run at the
+same time (threads or processes) each finish, the last ``os.replace`` winning.
+The same tensors and metadata always give the same bytes.
 
 Loading reads the header itself, from the one open file it then reads the
 tensors from (a save that replaces the path meanwhile cannot mix two files),
@@ -20,8 +22,10 @@ import json
 import math
 import os
 import re
+import socket
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +78,78 @@ def _rng_state_ok(state):
 
 
 # Writing -------------------------------------------------------------------------------------------------------------
+_ST_NAME = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}
+
+
+def _serialize(tensors, meta):
+    """The safetensors file as a list of byte chunks, the same for the same tensors and metadata.
+
+    (``safetensors.numpy.save`` writes the metadata in the order of a Rust HashMap, which differs from
+    one call to the next.) Tensors are laid out by item size, then name, so each starts aligned.
+    """
+    header = {"__metadata__": dict(sorted(meta.items()))}
+    chunks, pos = [], 0
+    for name in sorted(tensors, key=lambda k: (-tensors[k].dtype.itemsize, k)):
+        a = tensors[name]
+        if a.dtype not in _ST_NAME:
+            raise TypeError(f"checkpoint tensor {name!r} is {a.dtype}; tinynet writes float32 and float64 tensors only")
+        a = np.asarray(a, dtype=LOADABLE_DTYPES[_ST_NAME[a.dtype]])
+        a = a if a.flags.c_contiguous else a.copy(order="C")
+        header[name] = {"dtype": _ST_NAME[a.dtype], "shape": list(a.shape), "data_offsets": [pos, pos + a.nbytes]}
+        chunks.append(a.reshape(-1).view(np.uint8))
+        pos += a.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # pad as safetensors does, so the data starts 8-byte aligned
+    return [len(raw).to_bytes(8, "little"), raw, *chunks]
+
+
+def _writer_tag():
+    """Who writes a temp file: this machine and PID namespace (hashed) and this process's id."""
+    where = socket.gethostname()
+    try:
+        where += os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pass
+    return f"{zlib.crc32(where.encode()):08x}-{os.getpid()}"
+
+
+def _pid_is_dead(pid):
+    if pid == os.getpid():
+        return False  # another thread of this process
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False  # exists (owned by someone else), or we cannot tell
+    return False
+
+
+def _sweep_dead_temp_files(path):
+    """Remove temp files of ``path`` left by saves whose process is provably gone (killed mid-save).
+
+    A temp file is named ``.NAME.HOST-PID.RANDOM.tmp``. One of another machine or PID namespace, of a
+    live process (or a reused PID), or not named that way is never touched: it may be a save in progress.
+    """
+    if os.name != "posix":
+        return  # os.kill(pid, 0) would terminate the process on Windows
+    host = _writer_tag().split("-")[0]
+    pattern = re.compile(re.escape(f".{path.name}.") + r"([0-9a-f]{8})-([0-9]+)\.[A-Za-z0-9_]+\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and m.group(1) == host and _pid_is_dead(int(m.group(2))):
+            (path.parent / name).unlink(missing_ok=True)
+
+
 def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=None, extra=None):
     """Write ``model`` (+ optimizer, epoch, RNG states, history) to ``path`` atomically.
 
     The metadata is checked with the rules ``load_checkpoint`` applies, so a file this writes always loads.
     """
-    from safetensors.numpy import save
-
     tensors = {f"model/{k}": to_numpy(p.data) for k, p in model.named_arrays().items()}
     meta = {
         "format": FORMAT,
@@ -105,16 +174,16 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
         _parse_meta(meta)
     except _BadMeta as bad:
         raise ValueError(f"cannot save {path}: metadata {bad.key!r} {bad.reason}") from None
-    blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=meta)
+    chunks = _serialize(tensors, meta)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep_dead_temp_files(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(blob)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; keep the user's usual permissions
