@@ -193,7 +193,7 @@ def test_missing_and_extra_parameters_are_named(tmp_path):
 # 5. Bitwise resume in a fresh process ---------------------------------------------------------------------
 RESUME = """
 import sys, json
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{root!r}, {tests!r}]  # a script's folder comes first on sys.path, not the cwd: this checkout's tinynet
 import numpy as np
 from helpers import tiny_data, tiny_model
 from tinynet.callbacks import ModelCheckpoint
@@ -217,7 +217,7 @@ else:
 
 def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(RESUME.format(tests=str(TESTS)))
+    script.write_text(RESUME.format(root=str(TESTS.parent), tests=str(TESTS)))
     ck = tmp_path / "ck.safetensors"
 
     def run(*args):

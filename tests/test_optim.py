@@ -62,3 +62,12 @@ def test_optimizers_skip_non_trainable_parameters():
 def test_bad_learning_rates_are_rejected(lr):
     with pytest.raises(ValueError, match="learning rate"):
         Adam([Parameter(np.ones(2))], lr=lr)
+
+
+@pytest.mark.parametrize("t", [-1, 2**53 + 1, 10**400, 1.0, True, "3"])
+def test_bad_step_counts_are_rejected_by_every_optimizer(t):
+    for opt in (Adam([Parameter(np.ones(2))]), SGD([Parameter(np.ones(2))], lr=0.1)):
+        with pytest.raises(ValueError, match=r"step count must be an integer in \[0, 2\*\*53\]"):
+            opt.t = t  # Adam once raised OverflowError from NumPy for 10**400
+        opt.t = 2**53
+        assert opt.t == 2**53

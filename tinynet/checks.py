@@ -12,10 +12,14 @@ import math
 import numbers
 
 
-def integer(v, what: str, low: int | None = None) -> int:
-    """An integer >= ``low`` (if given), as a Python int."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or (low is not None and v < low):
-        bound = "" if low is None else (" >= 0" if low == 0 else " >= 1" if low == 1 else f" >= {low}")
+def integer(v, what: str, low: int | None = None, high: int | None = None, high_text: str | None = None) -> int:
+    """An integer >= ``low`` and <= ``high`` (each if given), as a Python int."""
+    ok = not isinstance(v, bool) and isinstance(v, numbers.Integral)
+    if not ok or (low is not None and v < low) or (high is not None and v > high):
+        if high is not None:
+            bound = f" in [{low}, {high_text or high}]"
+        else:
+            bound = "" if low is None else f" >= {low}"
         raise ValueError(f"{what} must be an integer{bound}, got {v!r}")
     return int(v)
 

@@ -14,9 +14,12 @@ def check_learning_rate(lr, what="learning rate"):
     return real(lr, what, 0, low_open=True)
 
 
+MAX_STEPS = 2**53  # Adam counts steps in a float64, exact up to 2**53 (and 10**400 would not fit at all)
+
+
 def check_step_count(t):
-    """An integer >= 0 (Python or NumPy)."""
-    return integer(t, "the optimizer step count", 0)
+    """An integer in [0, 2**53] (Python or NumPy)."""
+    return integer(t, "the optimizer step count", 0, MAX_STEPS, high_text="2**53")
 
 
 class Optimizer:

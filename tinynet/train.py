@@ -210,7 +210,8 @@ def fit(
     if resume_from is not None:
         meta = load_checkpoint(resume_from, model, optimizer, rng)
         start = meta["parsed"].get("epoch", -1) + 1
-        history = History(meta["parsed"].get("history", {}))
+        # no saved history (a checkpoint written by hand): NaN for the epochs before, so history[e] stays epoch e
+        history = History(meta["parsed"].get("history") or {k: [math.nan] * start for k in History.KEYS})
     callbacks = list(callbacks)
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
