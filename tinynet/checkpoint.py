@@ -1,6 +1,12 @@
 """Checkpoints in safetensors: weights, BatchNorm running stats, optimizer state,
 epoch, RNG states and history — and never pickle, so loading cannot run code.
 
+The format is small (an 8-byte header length, a JSON header, the raw little-endian
+tensors), and tinynet reads and writes it itself: the safetensors library's writer
+orders the metadata differently on every call (so equal checkpoints were never equal
+files), and its reader keeps the last of two entries with the same name. The tests
+check that the library reads tinynet's files and tinynet reads the library's.
+
 Writes are atomic (a temp file in the same folder, then ``os.replace``): a
 crash mid-save leaves the previous checkpoint intact, and saves that run at the
 same time (threads or processes) each finish, the last ``os.replace`` winning.
