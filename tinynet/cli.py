@@ -89,9 +89,12 @@ def cmd_train(args):
         print(f"training {args.model} on {len(x_tr):,} images ({backend.name} backend), "
               f"validating on {len(val[0]) if val else 0:,}, testing on {len(x_test):,}")
     t0 = time.perf_counter()
-    history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
-                  resume_from=args.resume)
+    # A diverging run overflows in NumPy long before fit stops it with a DivergenceError naming the epoch and
+    # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
+                      validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
+                      resume_from=args.resume)
     seconds = time.perf_counter() - t0
     meta = {}
     if args.select == "best" and best.exists():
@@ -303,10 +306,25 @@ def build_parser():
     return p
 
 
+def _one_line(exc):
+    """The message printed for an expected error (see tinynet/errors.py)."""
+    msg = str(exc).strip()
+    if isinstance(exc, MemoryError) and "memory" not in msg.lower():
+        return f"out of memory: {msg}" if msg else "out of memory"
+    return msg or type(exc).__name__
+
+
 def main(argv=None):
+    """Run one command; returns its exit status. Every error tinynet raises on purpose
+    (tinynet.errors.EXPECTED) ends in one line on stderr and status 2, Ctrl-C in one line and 130."""
+    from tinynet.errors import EXPECTED
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
-        print(f"tinynet: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("tinynet: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED as exc:
+        print(f"tinynet: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -1,0 +1,123 @@
+"""The command line under misuse: one clear line and a non-zero exit for every deliberate error, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tinynet import cli
+from tinynet.cli import main
+
+TINY_TRAIN = ["--limit-train", "256", "--validation", "0", "--limit-test", "10", "--no-plots", "--quiet"]
+
+
+def run_cli(*argv, **kw):
+    """``python -m tinynet ARGV`` in a fresh process, from the repository root."""
+    return subprocess.run([sys.executable, "-m", "tinynet", *argv], capture_output=True, text=True, **kw)
+
+
+def one_error_line(err):
+    """The single stderr line of a failed command (asserting there is exactly one and no traceback)."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinynet: error: "), err
+    return lines[0]
+
+
+# -- 1. every deliberate error type: one line, exit 2 ----------------------------------------------------------------
+def test_divergence_is_one_line_not_a_traceback(fashion, tmp_path, capsys):
+    assert main(["train", "--lr", "1e6", *TINY_TRAIN, "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    line = one_error_line(captured.err)
+    assert "training diverged" in line and "epoch 1" in line and "learning rate" in line
+    assert not (tmp_path / "run" / "best.safetensors").exists()  # no checkpoint of the broken weights
+
+
+def test_divergence_from_a_subprocess(fashion, tmp_path):
+    r = run_cli("train", "--lr", "1e6", *TINY_TRAIN, "--out", str(tmp_path / "run"))
+    assert r.returncode == 2
+    assert "training diverged" in one_error_line(r.stderr)  # NumPy's overflow warnings are not shown either
+
+
+def test_the_deliberate_error_types_are_collected_in_one_place():
+    from tinynet.backend import BackendUnavailable
+    from tinynet.callbacks import DivergenceError
+    from tinynet.checkpoint import CheckpointError
+    from tinynet.data import DataError
+    from tinynet.errors import EXPECTED
+
+    for t in (BackendUnavailable, DivergenceError, CheckpointError, DataError, MemoryError):
+        assert issubclass(t, EXPECTED), t
+    assert not issubclass(KeyError, EXPECTED) and not issubclass(AssertionError, EXPECTED)  # bugs keep a traceback
+
+
+def _raiser(exc):
+    def cmd(args):
+        raise exc
+
+    return cmd
+
+
+def _errors():
+    import fake_cupy
+
+    from tinynet.backend import BackendUnavailable
+    from tinynet.callbacks import DivergenceError
+    from tinynet.checkpoint import CheckpointError
+    from tinynet.data import DataError
+
+    return {
+        "divergence": (DivergenceError("training diverged: loss became nan"),
+                       "tinynet: error: training diverged: loss became nan"),
+        "checkpoint": (CheckpointError("c.safetensors: no such checkpoint file"), "c.safetensors: no such checkpoint"),
+        "data": (DataError("/d: missing t10k-images-idx3-ubyte.gz"), "/d: missing t10k-images-idx3-ubyte.gz"),
+        "backend": (BackendUnavailable("backend 'x' is not usable here"), "backend 'x' is not usable here"),
+        "numpy-oom": (MemoryError("Unable to allocate 4.66 GiB"), "error: out of memory: Unable to allocate 4.66 GiB"),
+        "cupy-oom": (fake_cupy.OutOfMemoryError("Out of memory allocating 512 bytes"), "Out of memory allocating 512"),
+        "bare-oom": (MemoryError(), "tinynet: error: out of memory"),
+        "file": (FileNotFoundError(2, "No such file or directory", "x.png"), "No such file or directory: 'x.png'"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_errors()))
+def test_each_error_type_is_one_line_and_status_2(monkeypatch, capsys, kind):
+    exc, expect = _errors()[kind]
+    monkeypatch.setattr(cli, "cmd_models", _raiser(exc))
+    assert main(["models"]) == 2
+    assert expect in one_error_line(capsys.readouterr().err)
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    monkeypatch.setattr(cli, "cmd_models", _raiser(KeyError("bug")))
+    with pytest.raises(KeyError):
+        main(["models"])
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "cmd_models", _raiser(KeyboardInterrupt()))
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == "tinynet: interrupted\n"
+
+
+def test_missing_data_is_one_line(tmp_path, capsys):
+    assert main(["data", "--data", str(tmp_path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(tmp_path) in line and "missing" in line and "train-images-idx3-ubyte.gz" in line
+
+
+def test_out_of_memory_evaluation_is_one_line(fashion, tmp_path, monkeypatch, capsys):
+    """Evaluation that runs out of memory even at batch size 1 (train.predict_logits halves down to it)."""
+    import models
+    from tinynet.checkpoint import save_checkpoint
+    from tinynet.sequential import Sequential
+
+    ckpt = tmp_path / "m.safetensors"
+    save_checkpoint(ckpt, models.build("cnn_dropout02", seed=0))
+
+    def no_memory(self, x, training=False):
+        raise MemoryError(f"Unable to allocate {len(x) * 4} MiB")
+
+    monkeypatch.setattr(Sequential, "forward", no_memory)
+    assert main(["evaluate", str(ckpt)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "out of memory evaluating even one sample on numpy" in line
