@@ -121,3 +121,79 @@ def test_out_of_memory_evaluation_is_one_line(fashion, tmp_path, monkeypatch, ca
     assert main(["evaluate", str(ckpt)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "out of memory evaluating even one sample on numpy" in line
+
+
+# -- 2. argument problems are refused before any data is loaded or any training starts -----------------------------
+@pytest.fixture
+def no_work(monkeypatch):
+    """Loading the data or training fails the test: the refusal must come first."""
+
+    def forbidden(*a, **k):
+        raise AssertionError("the command started working before refusing its arguments")
+
+    monkeypatch.setattr(cli, "_load_data", forbidden)
+    monkeypatch.setattr("tinynet.train.fit", forbidden)
+
+
+def test_out_naming_an_existing_file_is_refused_up_front(tmp_path, no_work, capsys):
+    f = tmp_path / "report.txt"
+    f.write_text("keep me")
+    assert main(["train", "--out", str(f)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(f) in line and "existing file" in line and "--out" in line
+    assert f.read_text() == "keep me"
+    assert main(["train", "--out", str(f / "sub")]) == 2  # a file where a parent folder should be
+    assert f"{f} is a file" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+        (["--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
+        (["--batch-size", "-32"], "argument --batch-size: must be a positive integer, got -32"),
+        (["--lr", "0"], "argument --lr: must be a positive finite number, got 0"),
+        (["--lr=-1e-3"], "argument --lr: must be a positive finite number, got -1e-3"),
+        (["--lr", "nan"], "argument --lr: must be a positive finite number, got nan"),
+        (["--limit-train", "0"], "argument --limit-train: must be a positive integer, got 0"),
+        (["--limit-test", "-5"], "argument --limit-test: must be a positive integer, got -5"),
+        (["--validation", "-1"], "argument --validation: must be an integer >= 0, got -1"),
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+        (["--patience", "-1"], "argument --patience: must be an integer >= 0, got -1"),
+        (["--lr-decay-steps", "0"], "argument --lr-decay-steps: must be a positive finite number, got 0"),
+        (["--monitor", "val_acc"], "argument --monitor: invalid choice: 'val_acc'"),
+    ],
+)
+def test_bad_numbers_and_choices_are_one_line_at_parse_time(no_work, capsys, argv, expect):
+    with pytest.raises(SystemExit) as e:
+        main(["train", *argv])
+    assert e.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert expect in line and "tinynet train --help" in line
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["--model", "resnet"], "unknown model 'resnet'; choose one of: cnn_dropout02"),
+        (["--monitor", "val_loss", "--validation", "0"], "--monitor val_loss needs validation images"),
+        (["--resume", "no/such.safetensors"], "--resume no/such.safetensors: no such checkpoint file"),
+    ],
+)
+def test_inconsistent_arguments_are_refused_up_front(tmp_path, no_work, capsys, argv, expect):
+    assert main(["train", *argv, "--out", str(tmp_path / "run")]) == 2
+    assert expect in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_validation_larger_than_the_data_is_refused_before_training(fashion, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("tinynet.train.fit", lambda *a, **k: pytest.fail("training started"))
+    assert main(["train", "--validation", "60000", "--out", str(tmp_path / "run")]) == 2
+    assert "--validation 60000 leaves no training images (there are 60,000)" in one_error_line(capsys.readouterr().err)
+
+
+def test_predict_index_below_zero_is_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "model.safetensors", "--index", "-1"])
+    assert e.value.code == 2
+    assert "argument --index: must be an integer >= 0, got -1" in one_error_line(capsys.readouterr().err)

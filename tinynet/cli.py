@@ -3,10 +3,73 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported like every other error: one line, status 2."""
+
+    def error(self, message):
+        self.exit(2, f"tinynet: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_from(low):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {'a positive integer' if low == 1 else f'an integer >= {low}'}"
+                                             f", got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _check_out_dir(out):
+    """The output folder can be made and written: refused now rather than after the first epoch."""
+    from tinynet.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output folder {out} is an existing file; --out needs a folder (for the report, the plots "
+                         "and the checkpoint)")
+    base = next((p for p in (out, *out.parents) if p.exists()), Path.cwd())
+    if not base.is_dir():
+        raise UsageError(f"output folder {out} cannot be made: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {out} cannot be written: no write permission in {base}")
+
+
+def _check_train_args(args):
+    """What can be known wrong before the data is loaded and training starts (the numbers' ranges are argparse's)."""
+    import models
+    from tinynet.errors import UsageError
+
+    if args.model not in models.MODELS:
+        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
+    if args.monitor and args.monitor.startswith("val_") and not args.validation:
+        raise UsageError(f"--monitor {args.monitor} needs validation images, but --validation is 0")
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"--resume {args.resume}: no such checkpoint file")
+    _check_out_dir(Path(args.out or f"runs/{args.model}"))
 
 
 def cmd_models(args):
@@ -57,13 +120,17 @@ def cmd_train(args):
     from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import to_float, train_val_split
+    from tinynet.errors import UsageError
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
     from tinynet.report import build_report, format_text, write_outputs
     from tinynet.train import fit
 
+    _check_train_args(args)
     backend = _backend(args.backend)
     (x_all, y_all), (x_test_u8, y_test) = _load_data(args)
+    if args.validation >= len(x_all):
+        raise UsageError(f"--validation {args.validation} leaves no training images (there are {len(x_all):,})")
     if args.limit_test:
         x_test_u8, y_test = x_test_u8[: args.limit_test], y_test[: args.limit_test]
     if args.validation:
@@ -241,26 +308,27 @@ def cmd_inspect(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
+    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
     sub = p.add_subparsers(dest="command", required=True)
 
     backends = ["numpy", "numba", "cupy"]
     s = sub.add_parser("train", help="train a model on Fashion-MNIST, then print and save the report")
     s.add_argument("--model", default="cnn_dropout02")
-    s.add_argument("--epochs", type=int, default=10)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--epochs", type=_int_from(1), default=10)
+    s.add_argument("--batch-size", type=_int_from(1), default=32)
+    s.add_argument("--lr", type=_positive_float, default=1e-3)
     s.add_argument("--backend", default="numpy", choices=backends)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_int_from(0), default=0)
     s.add_argument("--out", help="output folder (default runs/MODEL)")
-    s.add_argument("--validation", type=int, default=10_000, help="images held out of training (0: none)")
-    s.add_argument("--monitor", help="metric for the best checkpoint (default val_loss, or loss)")
+    s.add_argument("--validation", type=_int_from(0), default=10_000, help="images held out of training (0: none)")
+    s.add_argument("--monitor", choices=["loss", "accuracy", "val_loss", "val_accuracy"],
+                   help="metric for the best checkpoint (default val_loss, or loss)")
     s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
-    s.add_argument("--patience", type=int, help="early stopping patience (restores the best weights)")
-    s.add_argument("--lr-decay-steps", type=float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
+    s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
     s.add_argument("--resume", help="continue from this checkpoint")
-    s.add_argument("--limit-train", type=int, help="use only the first N training images")
-    s.add_argument("--limit-test", type=int, help="use only the first N test images")
+    s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
+    s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
     s.add_argument("--data", help="folder with the four .gz files")
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -274,7 +342,7 @@ def build_parser():
 
     s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)")
     s.add_argument("checkpoint")
-    s.add_argument("--index", type=int, default=0)
+    s.add_argument("--index", type=_int_from(0), default=0)
     s.add_argument("--image")
     s.add_argument("--plot", help="write the image and its probability bars to this PNG")
     s.add_argument("--backend", default="numpy", choices=backends)
