@@ -1,5 +1,6 @@
 """The command line under misuse: one clear line and a non-zero exit for every deliberate error, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,9 @@ TINY_TRAIN = ["--limit-train", "256", "--validation", "0", "--limit-test", "10",
 
 def run_cli(*argv, **kw):
     """``python -m tinynet ARGV`` in a fresh process, from the repository root."""
-    return subprocess.run([sys.executable, "-m", "tinynet", *argv], capture_output=True, text=True, **kw)
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "tinynet", *argv], text=True, **kw)
 
 
 def one_error_line(err):
@@ -197,3 +200,47 @@ def test_predict_index_below_zero_is_refused(capsys):
         main(["predict", "model.safetensors", "--index", "-1"])
     assert e.value.code == 2
     assert "argument --index: must be an integer >= 0, got -1" in one_error_line(capsys.readouterr().err)
+
+
+# -- 3. predict into a pipe whose reader stops early -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """A checkpoint of an untrained cnn_dropout02: predict needs weights, not good ones."""
+    import models
+    from tinynet.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "untrained.safetensors"
+    save_checkpoint(path, models.build("cnn_dropout02", seed=0))
+    return path
+
+
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["unbuffered", "buffered"])
+def test_predict_into_a_closed_pipe_keeps_the_plot_and_exits_quietly(fashion, untrained, tmp_path, unbuffered):
+    """stdout is a real pipe whose reading end is already closed: every write to it fails with EPIPE."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"  # each print reaches the pipe at once (and fails at once)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = run_cli("predict", str(untrained), "--index", "169", "--plot", str(tmp_path / "p.png"),
+                    stdout=write_end, stderr=subprocess.PIPE, env=env)
+    finally:
+        os.close(write_end)
+    assert r.stderr == "" and r.returncode == 0
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_predict_piped_into_head(fashion, untrained, tmp_path):
+    """tinynet predict CKPT --plot p.png | head -1"""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p1 = subprocess.Popen([sys.executable, "-m", "tinynet", "predict", str(untrained), "--index", "169", "--plot",
+                           str(tmp_path / "p.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p2 = subprocess.Popen(["head", "-1"], stdin=p1.stdout, stdout=subprocess.PIPE)
+    p1.stdout.close()  # head alone holds the reading end now
+    out, _ = p2.communicate()
+    err = p1.stderr.read()
+    p1.stderr.close()
+    assert p1.wait() == 0 and err == b""
+    assert out.decode().startswith("predicted: ") and out.decode().count("\n") == 1
+    assert (tmp_path / "p.png").stat().st_size > 1000

@@ -235,13 +235,16 @@ def cmd_predict(args):
     logits = model.predict(to_float(u8[None]).astype(model.dtype))
     probs = np.asarray(softmax(logits.astype(np.float64)))[0]
     pred = int(probs.argmax())
+    written = None
+    if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
+        from tinynet.plots import prediction_bars
+
+        written = prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)
     print(f"predicted: {CLASS_NAMES[pred]} ({probs[pred]:.2%})" + (f"   true: {CLASS_NAMES[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
         print(f"  {CLASS_NAMES[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
-    if args.plot:
-        from tinynet.plots import prediction_bars
-
-        print(f"wrote {prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)}")
+    if written:
+        print(f"wrote {written}")
     return 0
 
 
@@ -382,14 +385,30 @@ def _one_line(exc):
     return msg or type(exc).__name__
 
 
+def _stdout_to_devnull():
+    """Point stdout at os.devnull, so that Python's final flush of what is left cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured in-process)
+        pass
+
+
 def main(argv=None):
     """Run one command; returns its exit status. Every error tinynet raises on purpose
     (tinynet.errors.EXPECTED) ends in one line on stderr and status 2, Ctrl-C in one line and 130."""
     from tinynet.errors import EXPECTED
 
     args = build_parser().parse_args(argv)
+    status = None
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in an "Exception ignored" message at exit
+        return status
+    except BrokenPipeError:  # stdout is a pipe whose reader stopped (| head): files come first, so exit quietly
+        _stdout_to_devnull()
+        return 0 if status is None else status
     except KeyboardInterrupt:
         print("tinynet: interrupted", file=sys.stderr)
         return 130
