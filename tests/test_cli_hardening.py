@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tinynet import cli
@@ -244,3 +245,192 @@ def test_predict_piped_into_head(fashion, untrained, tmp_path):
     assert p1.wait() == 0 and err == b""
     assert out.decode().startswith("predicted: ") and out.decode().count("\n") == 1
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+# -- 4. predict --image: unreadable files, huge headers, dark-on-light images ------------------------------------------
+def png_header_only(path, width, height, complete=False):
+    """A small PNG whose header declares width x height 8-bit grey pixels. Its pixel data is a stub, or with
+    ``complete`` every row of black pixels, deflated (a decoder then really fills width x height bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    if complete:
+        z, row = zlib.compressobj(9), bytes(1 + width)  # filter byte 0, then the row
+        pixels = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    else:
+        pixels = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def image169(fashion):
+    """Test image 169 (a Pullover) as uint8, light on black like all of Fashion-MNIST."""
+    _, (x, y) = fashion
+    assert y[169] == 2
+    return x[169]
+
+
+@pytest.fixture(scope="module")
+def quickly_trained(fashion, tmp_path_factory):
+    """cnn_dropout02 after one epoch on 3,000 images (about a second): enough to get test image 169 right."""
+    out = tmp_path_factory.mktemp("quick")
+    assert main(["train", "--epochs", "1", "--limit-train", "3000", "--validation", "0", "--limit-test", "100",
+                 "--no-plots", "--quiet", "--out", str(out), "--seed", "1"]) == 0
+    return out / "best.safetensors"
+
+
+def test_a_text_file_named_png_is_one_clear_error(untrained, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    photo.write_text("this is not a picture\n")
+    assert main(["predict", str(untrained), "--image", str(photo)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(photo) in line and "not an image file" in line
+
+
+@pytest.mark.parametrize(
+    "make,expect",
+    [
+        (lambda p: p, "no such file"),
+        (lambda p: p.mkdir() or p, "cannot be read"),
+        (lambda p: png_header_only(p, 28, 28), "cannot decode the image"),  # 28x28 header, pixel data missing
+        (lambda p: png_header_only(p, 32, 32), "the image is 32x32 pixels; the models take 28x28"),
+    ],
+    ids=["missing", "a-folder", "truncated", "32x32"],
+)
+def test_unusable_image_files_are_one_clear_error(untrained, tmp_path, capsys, make, expect):
+    path = make(tmp_path / "img.png")
+    assert main(["predict", str(untrained), "--image", str(path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(path) in line and expect in line
+
+
+def test_a_huge_header_is_refused_before_any_pixel_is_decoded(tmp_path, monkeypatch):
+    """A 9000x9000 header (within Pillow's bomb limit): refused from the header, load() is never called."""
+    from PIL import ImageFile
+
+    from tinynet.images import ImageError, read_image
+
+    def no_decoding(self):
+        raise AssertionError("pixels decoded before the size was checked")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageError, match="the image is 9000x9000 pixels; the models take 28x28"):
+        read_image(png_header_only(tmp_path / "big.png", 9000, 9000))
+
+
+def _peak_rss_mib(*argv):
+    """Status and peak resident memory (MiB) of `python -m tinynet ARGV`, measured by a parent of its own."""
+    probe = ("import resource, subprocess, sys; "
+             "r = subprocess.run([sys.executable, '-m', 'tinynet', *sys.argv[1:]], capture_output=True, text=True); "
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "print(r.stderr, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
+    status, kib = map(int, r.stdout.split())
+    return status, kib / 1024, r.stderr
+
+
+def test_a_20000x20000_png_header_costs_no_memory(untrained, image169, tmp_path):
+    """Once drove peak memory to 4.75 GB (decoded, then converted to float64) before the size check refused it."""
+    from PIL import Image
+
+    bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000, complete=True)  # 400 MB of pixels, deflated
+    assert bomb.stat().st_size < 500_000
+    ok = tmp_path / "ok.png"
+    Image.fromarray(image169).save(ok)
+    status, baseline, _ = _peak_rss_mib("predict", str(untrained), "--image", str(ok))
+    assert status == 0
+    status, peak, err = _peak_rss_mib("predict", str(untrained), "--image", str(bomb))
+    assert status == 2
+    line = one_error_line(err)
+    assert str(bomb) in line and "refused before decoding" in line and "28x28" in line
+    print(f"peak memory: {peak:.0f} MiB refusing the 20000x20000 header, {baseline:.0f} MiB predicting a 28x28 image")
+    assert peak < baseline + 100, (peak, baseline)  # decoding alone would take 400 MB (8-bit grey)
+    assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's decompression-bomb limit stays in force
+
+
+def test_pillow_bomb_limit_stays_in_force(tmp_path, monkeypatch):
+    """With a lower limit, a 28x28 image above it is refused: tinynet does not switch the check off."""
+    from PIL import Image
+
+    from tinynet.images import ImageError, read_image
+
+    path = tmp_path / "small.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageError, match="refused before decoding.*decompression bomb"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGB", "RGBA", "JPEG-quality-100"])
+def test_image_formats_read_as_the_same_grey_levels(image169, tmp_path, mode):
+    from PIL import Image
+
+    from tinynet.images import read_image
+
+    path = tmp_path / ("x.jpg" if mode.startswith("JPEG") else "x.png")
+    if mode == "I;16":
+        Image.fromarray(image169.astype(np.uint16) * 257).save(path)
+    elif mode.startswith("JPEG"):
+        Image.fromarray(image169).save(path, quality=100)
+    else:
+        Image.fromarray(image169).convert(mode).save(path)
+    got = read_image(path)
+    assert got.dtype == np.uint8 and got.shape == (28, 28)
+    assert np.abs(got.astype(int) - image169).max() <= (8 if mode.startswith("JPEG") else 0)
+
+
+def test_fashion_mnist_is_light_on_black_and_inverted_is_not(fashion):
+    """The dark-on-light threshold separates all 70,000 images from their inverses."""
+    from tinynet.images import LIGHT_BORDER, border_mean
+
+    (x, _), (xt, _) = fashion
+    assert border_mean(xt[169]) < LIGHT_BORDER < border_mean(255 - xt[169])
+    ring = np.ones((28, 28), bool)
+    ring[1:-1, 1:-1] = False
+    border = np.concatenate([x, xt])[:, ring].mean(axis=1)
+    assert border.max() < LIGHT_BORDER < (255 - border).min()
+
+
+def test_a_dark_on_light_image_is_refused_and_invert_fixes_it(quickly_trained, image169, tmp_path, capsys):
+    """Test image 169 drawn dark on white, as every plot draws garments: misclassified as a Bag when taken as it is."""
+    from PIL import Image
+
+    inverted = tmp_path / "pullover_on_white.png"
+    Image.fromarray(255 - image169).save(inverted)
+    ckpt = str(quickly_trained)
+
+    assert main(["predict", ckpt, "--image", str(inverted)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(inverted) in line and "dark garment on a light background" in line
+    assert "--invert" in line and "--as-is" in line
+
+    assert main(["predict", ckpt, "--image", str(inverted), "--invert"]) == 0
+    flipped = capsys.readouterr().out
+    assert flipped.startswith("predicted: Pullover")
+    assert main(["predict", ckpt, "--index", "169"]) == 0  # --invert restores the test image exactly
+    assert capsys.readouterr().out.splitlines()[1:] == flipped.splitlines()[1:]
+
+    assert main(["predict", ckpt, "--image", str(inverted), "--as-is"]) == 0  # as it is, if the user insists
+    assert not capsys.readouterr().out.startswith("predicted: Pullover")
+
+
+def test_invert_on_a_light_on_black_image_is_refused(untrained, image169, tmp_path, capsys):
+    from PIL import Image
+
+    path = tmp_path / "x.png"
+    Image.fromarray(image169).save(path)
+    assert main(["predict", str(untrained), "--image", str(path), "--invert"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "after --invert it is a dark garment on a light background" in line and "drop --invert" in line
+
+
+def test_invert_and_as_is_need_an_image_and_index_excludes_image(untrained, tmp_path, capsys):
+    assert main(["predict", str(untrained), "--invert"]) == 2
+    assert "--invert and --as-is apply to an --image file" in one_error_line(capsys.readouterr().err)
+    assert main(["predict", str(untrained), "--index", "3", "--image", str(tmp_path / "x.png")]) == 2
+    assert "not both" in one_error_line(capsys.readouterr().err)

@@ -211,27 +211,25 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     from tinynet.data import CLASS_NAMES, to_float
+    from tinynet.errors import UsageError
+    from tinynet.images import read_image
     from tinynet.layers.softmax import softmax
 
+    if args.image is None and (args.invert or args.as_is):
+        raise UsageError("--invert and --as-is apply to an --image file")
+    if args.image is not None and args.index is not None:
+        raise UsageError("give --index (a test image) or --image (a file), not both")
     backend = _backend(args.backend)
+    true = u8 = None
+    if args.image is not None:  # before the model: a bad image is refused at once
+        u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is)
     model, _ = _model_from_checkpoint(args.checkpoint, backend)
-    true = None
-    if args.image:
-        import matplotlib.image as mpimg
-
-        img = np.asarray(mpimg.imread(args.image), dtype=np.float64)
-        if img.ndim == 3:
-            img = img[..., :3].mean(axis=2)
-        if img.shape != (28, 28):
-            raise ValueError(f"{args.image}: expected a 28x28 image, got {img.shape[1]}x{img.shape[0]}")
-        if img.max() > 1:
-            img = img / 255
-        u8 = np.round(img * 255).astype(np.uint8)
-    else:
+    if u8 is None:
+        index = args.index or 0
         _, (x_test, y_test) = _load_data(args)
-        if not 0 <= args.index < len(x_test):
-            raise ValueError(f"--index must be in [0, {len(x_test) - 1}], got {args.index}")
-        u8, true = x_test[args.index], int(y_test[args.index])
+        if index >= len(x_test):
+            raise UsageError(f"--index must be in [0, {len(x_test) - 1}], got {index}")
+        u8, true = x_test[index], int(y_test[index])
     logits = model.predict(to_float(u8[None]).astype(model.dtype))
     probs = np.asarray(softmax(logits.astype(np.float64)))[0]
     pred = int(probs.argmax())
@@ -343,10 +341,16 @@ def build_parser():
     s.add_argument("--data")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)")
+    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)",
+                       description="Classify one test image (--index) or a 28x28 image file (--image). The models "
+                       "learnt light garments on a black background: a dark garment on a light one is refused "
+                       "unless --invert flips it or --as-is is given.")
     s.add_argument("checkpoint")
-    s.add_argument("--index", type=_int_from(0), default=0)
-    s.add_argument("--image")
+    s.add_argument("--index", type=_int_from(0), help="test image to classify (default 0)")
+    s.add_argument("--image", help="a 28x28 image file: a light garment on black, as in Fashion-MNIST")
+    s.add_argument("--invert", action="store_true", help="flip the --image (255 - x): for a dark garment on light")
+    s.add_argument("--as-is", action="store_true",
+                   help="classify the --image even if it looks dark on light (no background check)")
     s.add_argument("--plot", help="write the image and its probability bars to this PNG")
     s.add_argument("--backend", default="numpy", choices=backends)
     s.add_argument("--data")

@@ -11,6 +11,7 @@ from .backend import BackendUnavailable  # a backend's library or device is miss
 from .callbacks import DivergenceError  # training diverged: NaN or exploding loss (a FloatingPointError)
 from .checkpoint import CheckpointError  # a checkpoint file is unusable for this model (a ValueError)
 from .data import DataError  # a Fashion-MNIST file is missing or corrupt (a ValueError)
+from .images import ImageError  # an image for predict is unreadable, not 28x28, or dark on light (a ValueError)
 
 
 class UsageError(ValueError):
@@ -22,8 +23,9 @@ class UsageError(ValueError):
 #: be read or written (OSError) and running out of memory (MemoryError; CuPy's
 #: OutOfMemoryError is one).
 EXPECTED = (
-    BackendUnavailable, CheckpointError, DataError, DivergenceError, UsageError,
+    BackendUnavailable, CheckpointError, DataError, DivergenceError, ImageError, UsageError,
     ValueError, TypeError, OSError, MemoryError,
 )
 
-__all__ = ["EXPECTED", "BackendUnavailable", "CheckpointError", "DataError", "DivergenceError", "UsageError"]
+__all__ = ["EXPECTED", "BackendUnavailable", "CheckpointError", "DataError", "DivergenceError", "ImageError",
+           "UsageError"]
