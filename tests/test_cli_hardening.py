@@ -434,3 +434,89 @@ def test_invert_and_as_is_need_an_image_and_index_excludes_image(untrained, tmp_
     assert "--invert and --as-is apply to an --image file" in one_error_line(capsys.readouterr().err)
     assert main(["predict", str(untrained), "--index", "3", "--image", str(tmp_path / "x.png")]) == 2
     assert "not both" in one_error_line(capsys.readouterr().err)
+
+
+# -- 5. float images in 0-255 (not scaled by to_float) give one warning ---------------------------------------------
+def _unscaled_warnings(record):
+    return [w for w in record if issubclass(w.category, UserWarning) and "tinynet.data.to_float" in str(w.message)]
+
+
+@pytest.fixture
+def all_warnings():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")  # not the default once-per-location: every warning is counted
+        yield record
+
+
+def _tiny():
+    from helpers import tiny_data, tiny_model
+
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+
+    model = tiny_model(0)
+    x, y = tiny_data(64)  # values up to 1.3: scaled, with some headroom
+    return model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-4), x, y
+
+
+def test_fit_warns_once_for_0_255_floats(all_warnings):
+    from tinynet.train import fit
+
+    model, loss, opt, x, y = _tiny()
+    fit(model, loss, opt, x * 255, y, epochs=2, batch_size=16, validation_data=(x * 255, y), verbose=False,
+        terminate_on_nan=False)
+    (w,) = _unscaled_warnings(all_warnings)  # once: not per epoch, not again for the validation data
+    assert "values up to" in str(w.message) and "[0, 1]" in str(w.message)
+    assert w.filename == __file__  # points at the caller's line
+
+
+@pytest.mark.parametrize("where", ["evaluate", "Sequential.predict", "predict_logits", "validation data"])
+def test_evaluate_and_predict_warn_once_for_0_255_floats(all_warnings, where):
+    from tinynet.train import evaluate, fit, predict_logits
+
+    model, loss, opt, x, y = _tiny()
+    if where == "evaluate":
+        evaluate(model, loss, x * 255, y, batch_size=16)  # 4 batches, one warning
+    elif where == "Sequential.predict":
+        model.predict(x * 255, batch_size=16)
+    elif where == "predict_logits":
+        predict_logits(model, x * 255, batch_size=16)
+    else:
+        fit(model, loss, opt, x, y, epochs=1, batch_size=16, validation_data=(x * 255, y), verbose=False)
+    (w,) = _unscaled_warnings(all_warnings)
+    assert w.filename == __file__
+
+
+def test_no_warning_for_to_float_data(fashion, all_warnings):
+    import models
+    from tinynet.data import to_float
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.train import evaluate, fit
+
+    (x_u8, y), _ = fashion
+    x = to_float(x_u8[:64])
+    assert x.max() == 1.0  # the real thing: scaled, and reaching 1
+    model = models.build("cnn_dropout02", seed=0)
+    loss = SoftmaxCrossEntropy()
+    fit(model, loss, Adam(model.parameters()), x, y[:64], epochs=1, validation_data=(x, y[:64]), verbose=False)
+    evaluate(model, loss, x, y[:64])
+    model.predict(x)
+    assert _unscaled_warnings(all_warnings) == []
+    model.predict(x * 255)  # and the same model and data, unscaled, do warn
+    assert len(_unscaled_warnings(all_warnings)) == 1
+
+
+def test_unscaled_check_runs_on_the_device(standin, all_warnings):
+    """On the GPU backend the max is taken on the device: one scalar comes back, not the data."""
+    from tinynet.train import warn_if_unscaled
+
+    _, _, _, x, _ = _tiny()
+    xd = standin.asarray(x * 255)
+    standin.reset_stats()
+    assert warn_if_unscaled(xd) is True
+    assert standin.stats["to_host"] == 1  # float() of the 0-d max
+    assert warn_if_unscaled(standin.asarray(x)) is False
+    assert len(_unscaled_warnings(all_warnings)) == 1
