@@ -545,6 +545,9 @@ def test_predict_on_a_nan_checkpoint_says_so(tmp_path, capsys):
     model = models.build("cnn_dropout02", seed=0)
     model.layers[0].params["W"].data[0] = np.nan
     path = save_checkpoint(tmp_path / "nan.safetensors", model)
-    assert main(["predict", str(path), "--image", str(tmp_path / "unused.png")]) == 2
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "black.png")  # a valid image: the checkpoint fails
+    assert main(["predict", str(path), "--image", str(tmp_path / "black.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tinynet: error:") and "non-finite values" in err and str(path) in err

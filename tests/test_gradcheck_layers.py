@@ -166,9 +166,14 @@ def test_a_tie_a_nudge_breaks_is_a_kink_and_a_tie_no_nudge_can_break_is_not():
     assert report.skipped["input"] == 0 and report.ok, str(report)
 
 
-def test_a_tensor_whose_every_entry_sits_on_a_kink_is_not_a_pass():
+def test_a_tensor_whose_every_entry_sits_on_a_kink_is_reported_unchecked():
     report = tinynet.gradcheck(ReLU(), np.zeros((2, 2)))
-    assert report.checked["input"] == 0 and not report.ok and "FAIL" in str(report)
+    assert report.unchecked == ["input"] and not report.ok  # nothing at all was checked: no pass
+    assert "unchecked (every entry on a kink): input" in str(report) and "FAIL" in str(report).splitlines()[-1]
+    # a bias at 0 under all-zero inputs: ReLU(0 + b) has its kink at b = 0, so b cannot be checked; W can
+    model = Sequential([Flatten(), Dense(3, seed=0), ReLU(), Dense(2, seed=1)], input_shape=(1, 2, 2), seed=0)
+    report = tinynet.gradcheck(model, np.zeros((2, 1, 2, 2)), check_input=False)
+    assert report.unchecked == ["dense.b"] and report.ok and "dense.b" in str(report).splitlines()[-1]
 
 
 @pytest.mark.parametrize("name", __import__("models").MODELS)

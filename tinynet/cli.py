@@ -3,10 +3,73 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported like every other error: one line, status 2."""
+
+    def error(self, message):
+        self.exit(2, f"tinynet: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_from(low):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {'a positive integer' if low == 1 else f'an integer >= {low}'}"
+                                             f", got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _check_out_dir(out):
+    """The output folder can be made and written: refused now rather than after the first epoch."""
+    from tinynet.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output folder {out} is an existing file; --out needs a folder (for the report, the plots "
+                         "and the checkpoint)")
+    base = next((p for p in (out, *out.parents) if p.exists()), Path.cwd())
+    if not base.is_dir():
+        raise UsageError(f"output folder {out} cannot be made: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {out} cannot be written: no write permission in {base}")
+
+
+def _check_train_args(args):
+    """What can be known wrong before the data is loaded and training starts (the numbers' ranges are argparse's)."""
+    import models
+    from tinynet.errors import UsageError
+
+    if args.model not in models.MODELS:
+        raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
+    if args.monitor and args.monitor.startswith("val_") and not args.validation:
+        raise UsageError(f"--monitor {args.monitor} needs validation images, but --validation is 0")
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"--resume {args.resume}: no such checkpoint file")
+    _check_out_dir(Path(args.out or f"runs/{args.model}"))
 
 
 def cmd_models(args):
@@ -64,13 +127,17 @@ def cmd_train(args):
     from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import to_float, train_val_split
+    from tinynet.errors import UsageError
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
     from tinynet.report import build_report, format_text, write_outputs
     from tinynet.train import fit
 
+    _check_train_args(args)
     backend = _backend(args.backend)
     (x_all, y_all), (x_test_u8, y_test) = _load_data(args)
+    if args.validation >= len(x_all):
+        raise UsageError(f"--validation {args.validation} leaves no training images (there are {len(x_all):,})")
     if args.limit_test:
         x_test_u8, y_test = x_test_u8[: args.limit_test], y_test[: args.limit_test]
     if args.validation:
@@ -96,9 +163,12 @@ def cmd_train(args):
         print(f"training {args.model} on {len(x_tr):,} images ({backend.name} backend), "
               f"validating on {len(val[0]) if val else 0:,}, testing on {len(x_test):,}")
     t0 = time.perf_counter()
-    history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
-                  resume_from=args.resume)
+    # A diverging run overflows in NumPy long before fit stops it with a DivergenceError naming the epoch and
+    # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
+                      validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
+                      resume_from=args.resume)
     seconds = time.perf_counter() - t0
     meta = {}
     if args.select == "best" and best.exists():
@@ -148,37 +218,38 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     from tinynet.data import CLASS_NAMES, to_float
+    from tinynet.errors import UsageError
+    from tinynet.images import read_image
     from tinynet.layers.softmax import softmax
 
+    if args.image is None and (args.invert or args.as_is):
+        raise UsageError("--invert and --as-is apply to an --image file")
+    if args.image is not None and args.index is not None:
+        raise UsageError("give --index (a test image) or --image (a file), not both")
     backend = _backend(args.backend)
+    true = u8 = None
+    if args.image is not None:  # before the model: a bad image is refused at once
+        u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is)
     model, _ = _model_from_checkpoint(args.checkpoint, backend)
-    true = None
-    if args.image:
-        import matplotlib.image as mpimg
-
-        img = np.asarray(mpimg.imread(args.image), dtype=np.float64)
-        if img.ndim == 3:
-            img = img[..., :3].mean(axis=2)
-        if img.shape != (28, 28):
-            raise ValueError(f"{args.image}: expected a 28x28 image, got {img.shape[1]}x{img.shape[0]}")
-        if img.max() > 1:
-            img = img / 255
-        u8 = np.round(img * 255).astype(np.uint8)
-    else:
+    if u8 is None:
+        index = args.index or 0
         _, (x_test, y_test) = _load_data(args)
-        if not 0 <= args.index < len(x_test):
-            raise ValueError(f"--index must be in [0, {len(x_test) - 1}], got {args.index}")
-        u8, true = x_test[args.index], int(y_test[args.index])
+        if index >= len(x_test):
+            raise UsageError(f"--index must be in [0, {len(x_test) - 1}], got {index}")
+        u8, true = x_test[index], int(y_test[index])
     logits = model.predict(to_float(u8[None]).astype(model.dtype))
     probs = np.asarray(softmax(logits.astype(np.float64)))[0]
     pred = int(probs.argmax())
+    written = None
+    if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
+        from tinynet.plots import prediction_bars
+
+        written = prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)
     print(f"predicted: {CLASS_NAMES[pred]} ({probs[pred]:.2%})" + (f"   true: {CLASS_NAMES[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
         print(f"  {CLASS_NAMES[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
-    if args.plot:
-        from tinynet.plots import prediction_bars
-
-        print(f"wrote {prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)}")
+    if written:
+        print(f"wrote {written}")
     return 0
 
 
@@ -245,26 +316,27 @@ def cmd_inspect(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
+    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
     sub = p.add_subparsers(dest="command", required=True)
 
     backends = ["numpy", "numba", "cupy"]
     s = sub.add_parser("train", help="train a model on Fashion-MNIST, then print and save the report")
     s.add_argument("--model", default="cnn_dropout02")
-    s.add_argument("--epochs", type=int, default=10)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--epochs", type=_int_from(1), default=10)
+    s.add_argument("--batch-size", type=_int_from(1), default=32)
+    s.add_argument("--lr", type=_positive_float, default=1e-3)
     s.add_argument("--backend", default="numpy", choices=backends)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_int_from(0), default=0)
     s.add_argument("--out", help="output folder (default runs/MODEL)")
-    s.add_argument("--validation", type=int, default=10_000, help="images held out of training (0: none)")
-    s.add_argument("--monitor", help="metric for the best checkpoint (default val_loss, or loss)")
+    s.add_argument("--validation", type=_int_from(0), default=10_000, help="images held out of training (0: none)")
+    s.add_argument("--monitor", choices=["loss", "accuracy", "val_loss", "val_accuracy"],
+                   help="metric for the best checkpoint (default val_loss, or loss)")
     s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
-    s.add_argument("--patience", type=int, help="early stopping patience (restores the best weights)")
-    s.add_argument("--lr-decay-steps", type=float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
+    s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
     s.add_argument("--resume", help="continue from this checkpoint")
-    s.add_argument("--limit-train", type=int, help="use only the first N training images")
-    s.add_argument("--limit-test", type=int, help="use only the first N test images")
+    s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
+    s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
     s.add_argument("--data", help="folder with the four .gz files")
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -276,10 +348,16 @@ def build_parser():
     s.add_argument("--data")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)")
+    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)",
+                       description="Classify one test image (--index) or a 28x28 image file (--image). The models "
+                       "learnt light garments on a black background: a dark garment on a light one is refused "
+                       "unless --invert flips it or --as-is is given.")
     s.add_argument("checkpoint")
-    s.add_argument("--index", type=int, default=0)
-    s.add_argument("--image")
+    s.add_argument("--index", type=_int_from(0), help="test image to classify (default 0)")
+    s.add_argument("--image", help="a 28x28 image file: a light garment on black, as in Fashion-MNIST")
+    s.add_argument("--invert", action="store_true", help="flip the --image (255 - x): for a dark garment on light")
+    s.add_argument("--as-is", action="store_true",
+                   help="classify the --image even if it looks dark on light (no background check)")
     s.add_argument("--plot", help="write the image and its probability bars to this PNG")
     s.add_argument("--backend", default="numpy", choices=backends)
     s.add_argument("--data")
@@ -311,10 +389,41 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def _one_line(exc):
+    """The message printed for an expected error (see tinynet/errors.py)."""
+    msg = str(exc).strip()
+    if isinstance(exc, MemoryError) and "memory" not in msg.lower():
+        return f"out of memory: {msg}" if msg else "out of memory"
+    return msg or type(exc).__name__
+
+
+def _stdout_to_devnull():
+    """Point stdout at os.devnull, so that Python's final flush of what is left cannot fail again."""
     try:
-        return args.func(args)
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
-        print(f"tinynet: error: {exc}", file=sys.stderr)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured in-process)
+        pass
+
+
+def main(argv=None):
+    """Run one command; returns its exit status. Every error tinynet raises on purpose
+    (tinynet.errors.EXPECTED) ends in one line on stderr and status 2, Ctrl-C in one line and 130."""
+    from tinynet.errors import EXPECTED
+
+    args = build_parser().parse_args(argv)
+    status = None
+    try:
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in an "Exception ignored" message at exit
+        return status
+    except BrokenPipeError:  # stdout is a pipe whose reader stopped (| head): files come first, so exit quietly
+        _stdout_to_devnull()
+        return 0 if status is None else status
+    except KeyboardInterrupt:
+        print("tinynet: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED as exc:
+        print(f"tinynet: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -118,12 +118,14 @@ class Sequential:
 
     def predict(self, x, batch_size=256):
         """Outputs (logits) for host or device ``x``, in batches, returned on the host
-        (on running out of device memory the batch is halved: see train.predict_logits)."""
-        from .train import predict_logits  # train builds on this module
+        (on running out of device memory the batch is halved: see train.predict_logits; float images above 1
+        give a warning: see train.warn_if_unscaled)."""
+        from .train import _predict_logits, warn_if_unscaled  # train builds on this module
 
         if len(x) == 0:
             raise ValueError("predict got no samples")
-        return predict_logits(self, x, batch_size)
+        warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
+        return _predict_logits(self, x, batch_size)
 
     # -- parameters ------------------------------------------------------------
     def parameters(self):

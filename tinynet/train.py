@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -93,6 +94,29 @@ def _check_images(model, x, what="x"):
         )
 
 
+UNSCALED_ABOVE = 1.5  # float images whose largest value exceeds this were not scaled to [0, 1]
+
+
+def warn_if_unscaled(x, what="x", stacklevel=2):
+    """Warn (a UserWarning) when float images hold values above 1, as 0-255 data not scaled by to_float does.
+
+    Such input trains, silently and badly (82% and a loss of 70 where 91% is usual). The check is
+    one max over the data, computed where the data lives (one device-to-host read of the result on a
+    GPU). Returns whether it warned. Shared by fit, evaluate and predict (Sequential.predict).
+    """
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f" or x.ndim < 3 or x.size == 0:
+        return False  # not float images (N, H, W) or (N, C, H, W): features may be any size
+    largest = float(x.max())  # NaN compares False: a NaN is TerminateOnNaN's business, not this one's
+    if not largest > UNSCALED_ABOVE:
+        return False
+    warnings.warn(
+        f"{what} holds values up to {largest:g}, but tinynet's models expect images scaled to [0, 1]: convert "
+        "uint8 images with tinynet.data.to_float(images) (0-255 floats train badly)",
+        UserWarning, stacklevel=stacklevel + 1,
+    )
+    return True
+
+
 def _is_out_of_memory(exc):
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
 
@@ -102,8 +126,13 @@ def predict_logits(model, x, batch_size=1000):
 
     On an out-of-memory error the memory pool is freed, the batch halved and
     the work resumed where it stopped; at batch size 1 the error is re-raised
-    with a clear message.
+    with a clear message. Float images above 1 (not scaled) give a warning.
     """
+    warn_if_unscaled(x, stacklevel=2)
+    return _predict_logits(model, x, batch_size)
+
+
+def _predict_logits(model, x, batch_size):
     backend = get_backend(model.backend)
     outs, i = [], 0
     while i < len(x):
@@ -126,9 +155,15 @@ def evaluate(model, loss, x, y, batch_size=1000):
     """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
     _check_images(model, x)
     finite_values(x, "x")
+    warn_if_unscaled(x, stacklevel=2)
+    return _evaluate(model, loss, x, y, batch_size)
+
+
+def _evaluate(model, loss, x, y, batch_size):
+    """evaluate without the checks of x, which fit has made once for all epochs."""
     k = model.output_shape[0]
     y = check_labels(y, len(x), k).astype(np.int64)
-    logits = predict_logits(model, x, batch_size)
+    logits = _predict_logits(model, x, batch_size)
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
     pred = logits.argmax(axis=1)
@@ -202,6 +237,8 @@ def fit(
     batch_size = positive_int(batch_size, "batch_size")
     epochs = integer(epochs, "epochs", 0)
     x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
+    if not warn_if_unscaled(x, stacklevel=2) and validation_data is not None:  # one warning at most
+        warn_if_unscaled(validation_data[0], "validation x", stacklevel=2)
 
     backend = get_backend(model.backend)
     sync_every = positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
@@ -234,7 +271,7 @@ def fit(
                        disable=not verbose, leave=True)
             logs = train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar)
             if validation_data is not None:
-                v = evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
+                v = _evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
                 logs.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
             logs["seconds"] = time.perf_counter() - t0
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}, refresh=True)
