@@ -23,6 +23,10 @@ def check_step_count(t):
 
 
 class Optimizer:
+    #: device-side copies of t and lr ((1,) float64 arrays beside the parameters), for optimizers whose
+    #: update reads them there (Adam); None when the update uses the host numbers
+    _scalars = None
+
     def __init__(self, params, lr):
         self.params = [p for p in params if p.trainable]
         if not self.params:
@@ -37,14 +41,19 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._lr_value = check_learning_rate(value)
+        if self._scalars is not None:
+            self._scalars["lr"].fill(self._lr_value)
 
     @property
     def t(self) -> int:
-        return self._t_value
+        """Steps taken (where it lives on a GPU, reading it waits for the device)."""
+        return self._t_value if self._scalars is None else int(to_numpy(self._scalars["t"])[0])
 
     @t.setter
     def t(self, value):
         self._t_value = check_step_count(value)
+        if self._scalars is not None:
+            self._scalars["t"].fill(self._t_value)
 
     def step(self):
         raise NotImplementedError
@@ -122,7 +131,6 @@ class Adam(Optimizer):
         self.beta1 = real(beta1, "beta1", 0, 1, high_open=True)
         self.beta2 = real(beta2, "beta2", 0, 1, high_open=True)
         self.eps = real(eps, "eps", 0, low_open=True)
-        self._scalars = None
         super().__init__(params, lr)
         self.m = [p.data * 0 for p in self.params]
         self.v = [p.data * 0 for p in self.params]
@@ -131,27 +139,6 @@ class Adam(Optimizer):
     def _make_scalars(self, xp, t):
         """t and lr as (1,) float64 arrays of library ``xp``."""
         self._scalars = {"t": xp.full(1, t, dtype=np.float64), "lr": xp.full(1, self.lr, dtype=np.float64)}
-
-    @property
-    def t(self) -> int:
-        """Steps taken (on a GPU, reading it waits for the device)."""
-        return int(to_numpy(self._scalars["t"])[0])
-
-    @t.setter
-    def t(self, value):
-        value = check_step_count(value)
-        if self._scalars is not None:
-            self._scalars["t"].fill(value)
-
-    @property
-    def lr(self) -> float:
-        return self._lr_value
-
-    @lr.setter
-    def lr(self, value):
-        self._lr_value = check_learning_rate(value)
-        if self._scalars is not None:
-            self._scalars["lr"].fill(self._lr_value)
 
     def step(self):
         self.check_gradients()

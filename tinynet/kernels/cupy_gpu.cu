@@ -45,6 +45,26 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols, int c, int
     }
 }
 
+// Calls visit(p, q, o) for every window that covers input pixel (y, x): (p, q) is the pixel's position in the
+// window, o = i * OW + j the window's output pixel. The gathers below (col2im, the max-pool backward) share it.
+template <typename F>
+__device__ __forceinline__ void windows_covering(int y, int x, int kh, int kw, int sh, int sw, int pt, int pl, int oh,
+                                                 int ow, F visit) {
+    for (int p = 0; p < kh; ++p) {
+        const int yy = y + pt - p;  // padded row of the window's top-left corner
+        if (yy < 0 || yy % sh) continue;
+        const int i = yy / sh;
+        if (i >= oh) continue;
+        for (int q = 0; q < kw; ++q) {
+            const int xq = x + pl - q;
+            if (xq < 0 || xq % sw) continue;
+            const int j = xq / sw;
+            if (j >= ow) continue;
+            visit(p, q, (long long)i * ow + j);
+        }
+    }
+}
+
 // The adjoint of im2col, as a gather: one thread per input pixel adds up every column entry copied from it,
 // in the reference's order (window position p, then q).
 template <typename T>
@@ -54,19 +74,9 @@ __global__ void col2im(const T* __restrict__ cols, T* __restrict__ dx, int c, in
         const int xx = (int)(i % w), y = (int)(i / w % h);
         const long long ch = i / ((long long)w * h) % c, b = i / ((long long)w * h * c);
         T acc = 0;
-        for (int p = 0; p < kh; ++p) {
-            const int yy = y + pt - p;  // padded row of the window's top-left corner
-            if (yy < 0 || yy % sh) continue;
-            const int ii = yy / sh;
-            if (ii >= oh) continue;
-            for (int q = 0; q < kw; ++q) {
-                const int xq = xx + pl - q;
-                if (xq < 0 || xq % sw) continue;
-                const int j = xq / sw;
-                if (j >= ow) continue;
-                acc += cols[((ch * kh + p) * kw + q) * npix + (b * oh + ii) * ow + j];
-            }
-        }
+        windows_covering(y, xx, kh, kw, sh, sw, pt, pl, oh, ow, [&](int p, int q, long long o) {
+            acc += cols[((ch * kh + p) * kw + q) * npix + b * oh * ow + o];
+        });
         dx[i] = acc;
     }
 }
@@ -125,22 +135,11 @@ __global__ void maxpool_backward(const T* __restrict__ dy, const signed char* __
                                  int oh, int ow, long long total) {
     FOR_EACH(i, total) {
         const int xx = (int)(i % w), y = (int)(i / w % h);
-        const long long bc = i / ((long long)w * h);
+        const long long plane = i / ((long long)w * h) * oh * ow;  // this image and channel's first output
         T acc = 0;
-        for (int p = 0; p < kh; ++p) {
-            const int yy = y + pt - p;
-            if (yy < 0 || yy % sh) continue;
-            const int ii = yy / sh;
-            if (ii >= oh) continue;
-            for (int q = 0; q < kw; ++q) {
-                const int xq = xx + pl - q;
-                if (xq < 0 || xq % sw) continue;
-                const int j = xq / sw;
-                if (j >= ow) continue;
-                const long long o = (bc * oh + ii) * ow + j;
-                acc += dy[o] * (argmax[o] == p * kw + q ? (T)1 : (T)0);  // a multiply: NaN in dy spreads, as in NumPy
-            }
-        }
+        windows_covering(y, xx, kh, kw, sh, sw, pt, pl, oh, ow, [&](int p, int q, long long o) {
+            acc += dy[plane + o] * (argmax[plane + o] == p * kw + q ? (T)1 : (T)0);  // a multiply, as in NumPy
+        });
         dx[i] = acc;
     }
 }
