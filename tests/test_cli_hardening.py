@@ -511,7 +511,7 @@ def test_no_warning_for_to_float_data(fashion, all_warnings):
 
 def test_unscaled_check_runs_on_the_device(standin, all_warnings):
     """On the GPU backend the max is taken on the device: one scalar comes back, not the data."""
-    from tinynet.train import warn_if_unscaled
+    from tinynet.checks import warn_if_unscaled
 
     _, _, _, x, _ = _tiny()
     xd = standin.asarray(x * 255)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
+
+import numpy as np
 
 
 def integer(v, what: str, low: int | None = None, high: int | None = None, high_text: str | None = None) -> int:
@@ -56,3 +59,92 @@ def finite_values(x, what: str):
     raise ValueError(f"{what} holds {count:,} NaN or infinite value{'s' if count > 1 else ''} in {int(bad.sum()):,} "
                      f"sample{'s' if bad.sum() > 1 else ''}, the first in sample {int(bad.argmax())}; "
                      "clean or drop those samples first")
+
+
+# -- arrays of samples ---------------------------------------------------------------------------------------------
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SCALE_HINT = "; scale images first: tinynet.data.to_float(x)"
+
+
+def float_dtype(dtype, what: str = "dtype") -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{what} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def float_batch(x, what: str, backend=None, sample_ndim: int | None = None, who: str | None = None):
+    """``x`` is a non-empty batch of float samples on ``backend`` (the current one if None).
+
+    ``what`` names the array in the messages ("Conv2D input", "x"), ``who`` its receiver ("Conv2D");
+    ``sample_ndim`` is the number of dimensions of one sample (3 for images), if the receiver needs one.
+    """
+    from .backend import check_array
+
+    check_array(x, what, backend)
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{what} must be float32 or float64, got {x.dtype}" + (SCALE_HINT if x.dtype.kind in "ui" else ""))
+    if sample_ndim is not None and x.ndim != sample_ndim + 1:
+        layout = "(N, C, H, W)" if sample_ndim == 3 else "(N, features)" if sample_ndim == 1 else ""
+        raise ValueError(f"{who or what} expects {sample_ndim + 1}-D input {layout}, got shape {tuple(x.shape)}")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch, shape {tuple(x.shape)}")
+    return x
+
+
+def fits(x, who: str, sample_shape: tuple, dtype):
+    """``x``'s samples have the shape and dtype ``who`` was built for."""
+    if tuple(x.shape[1:]) != tuple(sample_shape):
+        hint = ""
+        if len(sample_shape) == 3 and tuple(x.shape[1:]) == (sample_shape[1], sample_shape[2], sample_shape[0]):
+            hint = " — this looks like NHWC (channels last); tinynet is NCHW: x.transpose(0, 3, 1, 2)"
+        raise ValueError(f"{who} expects input of shape (N, {', '.join(map(str, sample_shape))}), "
+                         f"got {tuple(x.shape)}{hint}")
+    if x.dtype != dtype:
+        raise TypeError(f"{who} is {dtype} but its input is {x.dtype}; cast one of them: x.astype(np.{dtype}) or "
+                        f"model.astype(np.{x.dtype})" + (SCALE_HINT if x.dtype.kind in "ui" else ""))
+    return x
+
+
+# -- labels --------------------------------------------------------------------------------------------------------
+def class_labels(y, num_classes: int, n: int | None = None, what: str = "labels", values: bool = True):
+    """Integer class indices of shape (n,) in [0, num_classes - 1]; returns them on the host.
+
+    ``values=False`` checks dtype and shape only (no look at the values, so no device-to-host copy).
+    """
+    from .backend import to_numpy
+
+    if getattr(y, "dtype", np.dtype(object)).kind not in "iu":
+        raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype "
+                         f"{getattr(y, 'dtype', type(y).__name__)} (pass one-hot targets as (N, K) floats to the loss)")
+    if y.ndim != 1 or (n is not None and len(y) != n):
+        raise ValueError(f"{what} must have shape ({n if n is not None else 'N'},), got {tuple(y.shape)}")
+    if not values:
+        return y
+    y = to_numpy(y)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{what} must be in [0, {num_classes - 1}], got values from {y.min()} to {y.max()}")
+    return y
+
+
+UNSCALED_ABOVE = 1.5  # float images whose largest value exceeds this were not scaled to [0, 1]
+
+
+def warn_if_unscaled(x, what="x", stacklevel=2):
+    """Warn (a UserWarning) when float images hold values above 1, as 0-255 data not scaled by to_float does.
+
+    Such input trains, silently and badly (82% and a loss of 70 where 91% is usual). The check is
+    one max over the data, computed where the data lives (one device-to-host read of the result on a
+    GPU). Returns whether it warned. Shared by fit, evaluate and predict (Sequential.predict).
+    """
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f" or x.ndim < 3 or x.size == 0:
+        return False  # not float images (N, H, W) or (N, C, H, W): features may be any size
+    largest = float(x.max())  # NaN compares False: a NaN is TerminateOnNaN's business, not this one's
+    if not largest > UNSCALED_ABOVE:
+        return False
+    warnings.warn(
+        f"{what} holds values up to {largest:g}, but tinynet's models expect images scaled to [0, 1]: convert "
+        "uint8 images with tinynet.data.to_float(images) (0-255 floats train badly)",
+        UserWarning, stacklevel=stacklevel + 1,
+    )
+    return True

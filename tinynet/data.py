@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .checkpoint import default_file_mode
 
 CLASS_NAMES = (
@@ -202,11 +203,7 @@ def to_float(images, dtype=np.float32) -> np.ndarray:
 
 
 def one_hot(labels, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"one_hot expects integer labels, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes - 1}], got {labels.min()}..{labels.max()}")
+    labels = checks.class_labels(np.asarray(labels), num_classes)
     return np.eye(num_classes, dtype=dtype)[labels]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import checks, kernels
 from .backend import check_array, get_backend
 
 
@@ -37,17 +37,7 @@ class SoftmaxCrossEntropy:
             raise TypeError(f"logits must be float32 or float64, got {logits.dtype}")
         n, k = logits.shape
         if labels.ndim == 1:
-            if labels.dtype.kind not in "iu":
-                raise ValueError(
-                    f"labels of shape (N,) must be integer class indices, got dtype {labels.dtype}"
-                    " (pass one-hot targets as (N, K) floats)"
-                )
-            if labels.shape[0] != n:
-                raise ValueError(f"labels have {labels.shape[0]} entries but logits have {n} rows")
-            if self.check_labels and labels.size:
-                lo, hi = int(labels.min()), int(labels.max())
-                if lo < 0 or hi >= k:
-                    raise ValueError(f"labels must be in [0, {k - 1}], got values from {lo} to {hi}")
+            checks.class_labels(labels, k, n, values=self.check_labels)  # values: a device-to-host copy
         elif labels.ndim == 2:
             if tuple(labels.shape) != (n, k):
                 raise ValueError(f"one-hot labels must have shape {(n, k)}, got {tuple(labels.shape)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import checks
+
 
 def confusion_matrix(y_true, y_pred, num_classes: int = 10) -> np.ndarray:
     """cm[i, j] = number of samples of true class i predicted as class j."""
@@ -11,10 +13,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int = 10) -> np.ndarray:
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D of equal length, got {y_true.shape} and {y_pred.shape}")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.dtype.kind not in "iu":
-            raise TypeError(f"{name} must be integer classes, got {y.dtype}")
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
-            raise ValueError(f"{name} must be in [0, {num_classes - 1}], got {y.min()}..{y.max()}")
+        checks.class_labels(y, num_classes, what=name)
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 

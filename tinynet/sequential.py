@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import check_array, get_backend, using_backend
-from .layers.base import Layer, check_float_dtype, shape_hint
+from . import checks
+from .backend import get_backend, using_backend
+from .layers.base import Layer
 
 
 class Sequential:
@@ -35,7 +36,7 @@ class Sequential:
                     f"per position, e.g. {type(layer).__name__}(...) twice"
                 )
             first_seen[id(layer)] = i
-        self.dtype = check_float_dtype(dtype)
+        self.dtype = checks.float_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.name = name
@@ -58,7 +59,7 @@ class Sequential:
     def build(self, input_shape, dtype=None):
         input_shape = tuple(int(s) for s in input_shape)
         if dtype is not None:
-            self.dtype = check_float_dtype(dtype)
+            self.dtype = checks.float_dtype(dtype)
         with using_backend(self.backend):
             shape = input_shape
             for layer in self.layers:
@@ -78,23 +79,10 @@ class Sequential:
 
     # -- running -----------------------------------------------------------------
     def _check_input(self, x):
-        check_array(x, "model input", get_backend(self.backend))
-        if x.dtype.kind != "f":
-            raise TypeError(
-                f"model input must be float32 or float64, got {x.dtype}"
-                + ("; scale images first: tinynet.data.to_float(x)" if x.dtype.kind in "ui" else "")
-            )
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ValueError(f"model input is an empty batch, shape {tuple(x.shape)}")
+        checks.float_batch(x, "model input", get_backend(self.backend))
         if not self.built:
             self.build(x.shape[1:], x.dtype)
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
-                + shape_hint(self.input_shape, tuple(x.shape[1:]))
-            )
-        if x.dtype != self.dtype:
-            raise TypeError(f"model is {self.dtype} but the input is {x.dtype}; cast one of them")
+        checks.fits(x, "model", self.input_shape, self.dtype)
 
     def forward(self, x, training=False):
         with using_backend(self.backend):
@@ -119,12 +107,12 @@ class Sequential:
     def predict(self, x, batch_size=256):
         """Outputs (logits) for host or device ``x``, in batches, returned on the host
         (on running out of device memory the batch is halved: see train.predict_logits; float images above 1
-        give a warning: see train.warn_if_unscaled)."""
-        from .train import _predict_logits, warn_if_unscaled  # train builds on this module
+        give a warning: see checks.warn_if_unscaled)."""
+        from .train import _predict_logits  # train builds on this module
 
         if len(x) == 0:
             raise ValueError("predict got no samples")
-        warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
+        checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
         return _predict_logits(self, x, batch_size)
 
     # -- parameters ------------------------------------------------------------
@@ -146,7 +134,7 @@ class Sequential:
         return t, nt
 
     def astype(self, dtype):
-        self.dtype = check_float_dtype(dtype)
+        self.dtype = checks.float_dtype(dtype)
         for layer in self.layers:
             layer.astype(dtype)
         return self

@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import checks
 from .backend import get_backend, to_numpy, using_backend
 from .callbacks import TerminateOnNaN
 from .checkpoint import load_checkpoint
-from .checks import finite_values, integer, positive_int
+from .checks import integer, positive_int
 
 
 def train_step(model, loss, optimizer, xb, yb, totals=None):
@@ -70,51 +70,11 @@ class Run:
             tqdm.write(msg)
 
 
-def check_labels(y, n, num_classes, what="labels"):
-    """Validate integer class labels once, on the host, before any training; returns them on the host."""
-    y = to_numpy(y)
-    if y.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype {y.dtype}")
-    if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"{what} must have shape ({n},), got {y.shape}")
-    if n and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{what} must be in [0, {num_classes - 1}], got values from {y.min()} to {y.max()}")
-    return y
-
-
-def _check_images(model, x, what="x"):
-    if not isinstance(x, np.ndarray) and not get_backend(model.backend).owns(x):
-        raise TypeError(f"{what} must be an array, got {type(x).__name__}")
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{what} must be a non-empty batch of samples, got shape {tuple(x.shape)}")
-    if x.dtype != model.dtype:
-        raise TypeError(
-            f"{what} is {x.dtype} but the model is {model.dtype}"
-            + ("; scale images first: tinynet.data.to_float(x)" if x.dtype.kind in "ui" else "")
-        )
-
-
-UNSCALED_ABOVE = 1.5  # float images whose largest value exceeds this were not scaled to [0, 1]
-
-
-def warn_if_unscaled(x, what="x", stacklevel=2):
-    """Warn (a UserWarning) when float images hold values above 1, as 0-255 data not scaled by to_float does.
-
-    Such input trains, silently and badly (82% and a loss of 70 where 91% is usual). The check is
-    one max over the data, computed where the data lives (one device-to-host read of the result on a
-    GPU). Returns whether it warned. Shared by fit, evaluate and predict (Sequential.predict).
-    """
-    if getattr(x, "dtype", None) is None or x.dtype.kind != "f" or x.ndim < 3 or x.size == 0:
-        return False  # not float images (N, H, W) or (N, C, H, W): features may be any size
-    largest = float(x.max())  # NaN compares False: a NaN is TerminateOnNaN's business, not this one's
-    if not largest > UNSCALED_ABOVE:
-        return False
-    warnings.warn(
-        f"{what} holds values up to {largest:g}, but tinynet's models expect images scaled to [0, 1]: convert "
-        "uint8 images with tinynet.data.to_float(images) (0-255 floats train badly)",
-        UserWarning, stacklevel=stacklevel + 1,
-    )
-    return True
+def _check_data(model, x, what="x"):
+    """x is a batch of the model's samples, on the host or the model's device, finite (tinynet/checks.py)."""
+    checks.float_batch(x, what, get_backend("numpy" if isinstance(x, np.ndarray) else model.backend))
+    checks.fits(x, "model", model.input_shape, model.dtype)
+    checks.finite_values(x, what)
 
 
 def _is_out_of_memory(exc):
@@ -128,7 +88,7 @@ def predict_logits(model, x, batch_size=1000):
     the work resumed where it stopped; at batch size 1 the error is re-raised
     with a clear message. Float images above 1 (not scaled) give a warning.
     """
-    warn_if_unscaled(x, stacklevel=2)
+    checks.warn_if_unscaled(x, stacklevel=2)
     return _predict_logits(model, x, batch_size)
 
 
@@ -153,16 +113,15 @@ def _predict_logits(model, x, batch_size):
 
 def evaluate(model, loss, x, y, batch_size=1000):
     """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
-    _check_images(model, x)
-    finite_values(x, "x")
-    warn_if_unscaled(x, stacklevel=2)
+    _check_data(model, x)
+    checks.warn_if_unscaled(x, stacklevel=2)
     return _evaluate(model, loss, x, y, batch_size)
 
 
 def _evaluate(model, loss, x, y, batch_size):
     """evaluate without the checks of x, which fit has made once for all epochs."""
     k = model.output_shape[0]
-    y = check_labels(y, len(x), k).astype(np.int64)
+    y = checks.class_labels(y, k, len(x)).astype(np.int64)
     logits = _predict_logits(model, x, batch_size)
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
@@ -183,18 +142,16 @@ def _labels_checked_up_front(loss):
 
 def _split_validation(model, x, y, validation_data, validation_split):
     num_classes = model.output_shape[0]
-    _check_images(model, x)
-    finite_values(x, "x")
-    y = check_labels(y, len(x), num_classes)
+    _check_data(model, x)
+    y = checks.class_labels(y, num_classes, len(x))
     if validation_data is None and validation_split:
         if not 0 < validation_split < 1:
             raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
         cut = len(x) - int(len(x) * validation_split)
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     if validation_data is not None:
-        _check_images(model, validation_data[0], "validation x")
-        finite_values(validation_data[0], "validation x")
-        check_labels(validation_data[1], len(validation_data[0]), num_classes, "validation labels")
+        _check_data(model, validation_data[0], "validation x")
+        checks.class_labels(validation_data[1], num_classes, len(validation_data[0]), "validation labels")
     return x, y, validation_data
 
 
@@ -237,8 +194,8 @@ def fit(
     batch_size = positive_int(batch_size, "batch_size")
     epochs = integer(epochs, "epochs", 0)
     x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
-    if not warn_if_unscaled(x, stacklevel=2) and validation_data is not None:  # one warning at most
-        warn_if_unscaled(validation_data[0], "validation x", stacklevel=2)
+    if not checks.warn_if_unscaled(x, stacklevel=2) and validation_data is not None:  # one warning at most
+        checks.warn_if_unscaled(validation_data[0], "validation x", stacklevel=2)
 
     backend = get_backend(model.backend)
     sync_every = positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")

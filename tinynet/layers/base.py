@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import check_array, get_backend
+from .. import checks
+from ..backend import get_backend
 from ..parameter import Parameter
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def check_float_dtype(dtype, what="dtype"):
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def shape_hint(expected: tuple, actual: tuple) -> str:
-    """A hint when an image batch looks channels-last (NHWC) instead of NCHW."""
-    if len(expected) == 3 and len(actual) == 3 and actual == (expected[1], expected[2], expected[0]):
-        return " — this looks like NHWC (channels last); tinynet is NCHW: x.transpose(0, 3, 1, 2)"
-    return ""
 
 
 class Layer:
@@ -57,7 +42,7 @@ class Layer:
                 f"got input_shape {input_shape}"
             )
         self.input_shape = input_shape
-        self.dtype = check_float_dtype(dtype)
+        self.dtype = checks.float_dtype(dtype)
         self._create_params(rng if rng is not None else np.random.default_rng(self.seed))
 
     def _create_params(self, rng):
@@ -74,33 +59,12 @@ class Layer:
 
     # -- checks ---------------------------------------------------------------
     def _check_input(self, x):
-        """Validate backend, dtype and shape of ``x``; build lazily on first use."""
-        check_array(x, f"{type(self).__name__} input")
-        if x.dtype not in FLOAT_DTYPES:
-            raise TypeError(
-                f"{type(self).__name__} expects float32 or float64 input, got {x.dtype}"
-                + ("; scale images first, e.g. tinynet.data.to_float(x)" if x.dtype.kind in "ui" else "")
-            )
-        if self.sample_ndim is not None and x.ndim != self.sample_ndim + 1:
-            raise ValueError(
-                f"{type(self).__name__} expects {self.sample_ndim + 1}-D input "
-                f"{'(N, C, H, W)' if self.sample_ndim == 3 else '(N, features)'}, "
-                f"got shape {tuple(x.shape)}"
-            )
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ValueError(f"{type(self).__name__} got an empty batch, shape {tuple(x.shape)}")
+        """Validate backend, dtype and shape of ``x`` (tinynet/checks.py); build lazily on first use."""
+        who = type(self).__name__
+        checks.float_batch(x, f"{who} input", sample_ndim=self.sample_ndim, who=who)
         if not self.built:
             self.build(x.shape[1:], x.dtype)
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (N, {', '.join(map(str, self.input_shape))}), "
-                f"got {tuple(x.shape)}" + shape_hint(self.input_shape, tuple(x.shape[1:]))
-            )
-        if x.dtype != self.dtype:
-            raise TypeError(
-                f"{type(self).__name__} was built for {self.dtype} but got {x.dtype} input; "
-                f"cast the input (x.astype(np.{self.dtype})) or the model (model.astype(...))"
-            )
+        checks.fits(x, who, self.input_shape, self.dtype)
 
     # -- interface ----------------------------------------------------------------
     def forward(self, x, training=False):
@@ -114,7 +78,7 @@ class Layer:
 
     def astype(self, dtype):
         """Cast parameters and state in place (e.g. to float64 for gradient checks)."""
-        dtype = check_float_dtype(dtype)
+        dtype = checks.float_dtype(dtype)
         for p in list(self.params.values()) + list(self.state.values()):
             p.data = p.data.astype(dtype)
             p.grad = p.grad.astype(dtype)
