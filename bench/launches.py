@@ -26,7 +26,7 @@ def count(model_name, batch_size, seed=0) -> dict:
         import fake_cupy
     finally:
         sys.path.remove(str(TESTS))
-    import models
+    from tinynet import models
     from tinynet.cuda_graph import CapturedStep
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-import models
 import tinynet
+from tinynet import models
 
 
 def profile(model_name, backend, batch, steps=30, warmup=3, seed=0):

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-import models
 from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
+from tinynet import models
 
 DEFAULT_MODEL = "cnn_dropout02"
 

@@ -1,4 +1,6 @@
-"""The Fashion-MNIST models of the course reports, by descriptive name.
+"""The Fashion-MNIST models of the course reports, by descriptive name: ``from tinynet import models``.
+
+This folder installs as ``tinynet.models`` (see pyproject.toml), so it claims no top-level name.
 
 ``build(name, seed=None, dtype="float32")`` returns a built ``tinynet.Sequential``
 that outputs logits (train it with ``tinynet.losses.SoftmaxCrossEntropy``).

@@ -539,7 +539,7 @@ def test_nan_and_inf_weights_are_refused_with_tensor_file_and_count(tmp_path):
 
 
 def test_predict_on_a_nan_checkpoint_says_so(tmp_path, capsys):
-    import models
+    from tinynet import models
     from tinynet.cli import main
 
     model = models.build("cnn_dropout02", seed=0)

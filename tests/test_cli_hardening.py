@@ -111,7 +111,7 @@ def test_missing_data_is_one_line(tmp_path, capsys):
 
 def test_out_of_memory_evaluation_is_one_line(fashion, tmp_path, monkeypatch, capsys):
     """Evaluation that runs out of memory even at batch size 1 (train.predict_logits halves down to it)."""
-    import models
+    from tinynet import models
     from tinynet.checkpoint import save_checkpoint
     from tinynet.sequential import Sequential
 
@@ -207,7 +207,7 @@ def test_predict_index_below_zero_is_refused(capsys):
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     """A checkpoint of an untrained cnn_dropout02: predict needs weights, not good ones."""
-    import models
+    from tinynet import models
     from tinynet.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "untrained.safetensors"
@@ -490,7 +490,7 @@ def test_evaluate_and_predict_warn_once_for_0_255_floats(all_warnings, where):
 
 
 def test_no_warning_for_to_float_data(fashion, all_warnings):
-    import models
+    from tinynet import models
     from tinynet.data import to_float
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam

@@ -13,8 +13,8 @@ import pytest
 from conftest import host
 from helpers import tiny_data, tiny_model
 
-import models
 import tinynet
+from tinynet import models
 from tinynet.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
 from tinynet.checkpoint import load_checkpoint, save_checkpoint
 from tinynet.layers import Dropout

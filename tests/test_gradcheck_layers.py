@@ -119,7 +119,7 @@ def test_softmax_cross_entropy_gradcheck(backend, onehot, n, k, scale, seed):
 
 def test_whole_cnn_gradcheck_with_loss(backend):
     """The course's CNN (with dropout, mask frozen) checked end to end through the loss."""
-    from models import build
+    from tinynet.models import build
 
     model = build("cnn_dropout02", seed=1)
     rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def test_a_tensor_whose_every_entry_sits_on_a_kink_is_reported_unchecked():
     assert report.unchecked == ["dense.b"] and report.ok and "dense.b" in str(report).splitlines()[-1]
 
 
-@pytest.mark.parametrize("name", __import__("models").MODELS)
+@pytest.mark.parametrize("name", __import__("tinynet.models", fromlist=["MODELS"]).MODELS)
 def test_every_model_of_the_zoo_passes_gradcheck_from_the_cli(name, capsys):
     """`tinynet gradcheck MODEL` for every model `tinynet models` lists (float64, batch 4, 3 entries per tensor)."""
     from tinynet.cli import main

@@ -16,9 +16,8 @@ from helpers import tiny_data, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import models
 import tinynet
-from tinynet import checkpoint
+from tinynet import checkpoint, models
 from tinynet.callbacks import DivergenceError, ModelCheckpoint
 from tinynet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinynet.data import DataError, parse_idx, read_gzip
@@ -302,7 +301,8 @@ def test_arrays_of_the_wrong_backend_get_a_clear_error():
 
 # 10. GPU memory ----------------------------------------------------------------------------------------------
 OOM = """
-import numpy as np, models, tinynet
+import numpy as np, tinynet
+from tinynet import models
 from tinynet.data import load_fashion_mnist, to_float
 from tinynet.train import predict_logits
 tinynet.use_backend("cupy")
@@ -317,7 +317,7 @@ print("ACC", (pred == y).mean())
 def test_out_of_memory_halves_the_batch_and_gives_the_same_accuracy(fashion):
     if "cupy" not in tinynet.available_backends():
         pytest.skip("needs CuPy and a CUDA GPU")
-    import models as m_
+    from tinynet import models as m_
     from tinynet.data import to_float
     from tinynet.train import predict_logits
 

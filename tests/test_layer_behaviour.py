@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import host
 
-import models
 import tinynet
+from tinynet import models
 from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from tinynet.losses import SoftmaxCrossEntropy
 from tinynet.optim import Adam

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import models
+from tinynet import models
 from tinynet.data import to_float
 from tinynet.losses import SoftmaxCrossEntropy
 from tinynet.optim import Adam

@@ -1,9 +1,9 @@
 """summary() reproduces Keras's parameter counts for the course models."""
 
 import pytest
+from tinynet.models import three_conv_base
 
-import models
-from models import three_conv_base
+from tinynet import models
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,23 @@ def test_every_registered_model_reports_its_own_count():
 def test_summary_lists_layers_with_keras_style_names():
     text = models.build("cnn_dropout02").summary(print_fn=None)
     assert "conv2d_1 (Conv2D)" in text and "(None, 64, 5, 5)" in text and "dense_1 (Dense)" in text
+
+
+def test_the_zoo_is_tinynet_models_and_claims_no_top_level_name():
+    """Installed, models/ is tinynet.models; a checkout that was never installed finds it under the same name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in str(getattr(f, '__module__', ''))]\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from tinynet import models\n"
+        "import tinynet.models.simple_cnn\n"
+        "print(models.build('cnn_dropout02').name, 'models' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["cnn_dropout02", "False"]

@@ -9,6 +9,27 @@ from .sequential import Sequential
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """``from tinynet import models`` in a checkout that was never pip-installed.
+
+    The model zoo lives in the repository's top-level models/ folder and installs as tinynet.models
+    (pyproject.toml); without an install, this loads that folder under the same name.
+    """
+    if name == "models":
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        init = Path(__file__).resolve().parent.parent / "models" / "__init__.py"
+        if init.is_file():
+            spec = importlib.util.spec_from_file_location("tinynet.models", init, submodule_search_locations=[str(init.parent)])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["tinynet.models"] = module
+            spec.loader.exec_module(module)
+            return module
+    raise AttributeError(f"module 'tinynet' has no attribute {name!r}")
+
 __all__ = [
     "Parameter", "Sequential", "gradcheck", "GradcheckReport", "layers", "losses", "optim",
     "use_backend", "get_backend", "using_backend", "available_backends",

@@ -60,7 +60,7 @@ def _check_out_dir(out):
 
 def _check_train_args(args):
     """What can be known wrong before the data is loaded and training starts (the numbers' ranges are argparse's)."""
-    import models
+    from tinynet import models
     from tinynet.errors import UsageError
 
     if args.model not in models.MODELS:
@@ -73,7 +73,7 @@ def _check_train_args(args):
 
 
 def cmd_models(args):
-    import models
+    from tinynet import models
 
     print(f"{'model':<26}{'params':>12}   Keras reference")
     for name, info in models.MODELS.items():
@@ -85,8 +85,8 @@ def cmd_models(args):
 def cmd_gradcheck(args):
     from tqdm.auto import tqdm
 
-    import models
     import tinynet
+    from tinynet import models
     from tinynet.losses import SoftmaxCrossEntropy
 
     tinynet.use_backend(args.backend)
@@ -123,7 +123,7 @@ def _load_data(args):
 def cmd_train(args):
     import time
 
-    import models
+    from tinynet import models
     from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import to_float, train_val_split
@@ -188,7 +188,7 @@ def cmd_train(args):
 
 
 def _model_from_checkpoint(path, backend):
-    import models
+    from tinynet import models
     from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 
     meta, _, _ = read_checkpoint(path)
@@ -273,7 +273,7 @@ def cmd_data(args):
 
 
 def cmd_inspect(args):
-    import models
+    from tinynet import models
     from tinynet.backend import to_numpy
     from tinynet.losses import SoftmaxCrossEntropy
 
