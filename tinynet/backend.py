@@ -187,17 +187,13 @@ def to_numpy(a):
 def check_array(a, what: str = "input", backend: Backend | None = None):
     """Raise a clear TypeError if ``a`` is not an array of the given (current) backend."""
     backend = backend or get_backend()
-    if not backend.owns(a):
-        lib = array_library(a)
-        if lib not in ("numpy", "cupy"):
-            raise TypeError(f"{what} is a {type(a).__name__}, not an array of the {backend.name!r} backend")
-        hint = ""
-        if lib in ("numpy", "cupy"):
-            hint = (
-                f"; move it first, e.g. tinynet.get_backend({backend.name!r}).asarray(x)"
-                " or model.to(...)"
-            )
-        raise TypeError(
-            f"{what} is a {lib} {type(a).__name__} but the backend is {backend.name!r}, "
-            f"which computes on {backend.xp.__name__} arrays{hint}"
-        )
+    if backend.owns(a):
+        return
+    lib = array_library(a)
+    if lib not in ("numpy", "cupy"):
+        raise TypeError(f"{what} is a {type(a).__name__}, not an array of the {backend.name!r} backend")
+    raise TypeError(
+        f"{what} is a {lib} {type(a).__name__} but the backend is {backend.name!r}, which computes on "
+        f"{backend.xp.__name__} arrays; move it first, e.g. tinynet.get_backend({backend.name!r}).asarray(x) or "
+        "model.to(...)"
+    )

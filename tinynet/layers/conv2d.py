@@ -31,7 +31,6 @@ class Conv2D(Layer):
         self.padding = check_padding(padding)
         self.in_channels = None if in_channels is None else positive_int(in_channels, "in_channels")
         self.seed = None if seed is None else integer(seed, "seed", 0)
-        self.name = "conv2d"
 
     def _geometry(self, input_shape):
         return window_geometry(self.padding, input_shape[1:], self.kernel, self.stride, "Conv2D kernel")

@@ -22,7 +22,6 @@ class Dense(Layer):
         self.out_features = positive_int(out_features, "out_features")
         self.in_features = None if in_features is None else positive_int(in_features, "in_features")
         self.seed = None if seed is None else integer(seed, "seed", 0)
-        self.name = "dense"
 
     def output_shape(self, input_shape):
         return (self.out_features,)

@@ -39,7 +39,6 @@ class Dropout(Layer):
         self.calls = None  # (1,) uint64 on the layer's backend: training forwards so far
         self.fixed_mask = None
         self.keep = None
-        self.name = "dropout"
 
     def stream_seed(self) -> int:
         """The generator's seed for this layer: the user's seed mixed with the layer's name."""

@@ -6,10 +6,6 @@ from .base import Layer
 
 
 class Flatten(Layer):
-    def __init__(self):
-        super().__init__()
-        self.name = "flatten"
-
     def output_shape(self, input_shape):
         size = 1
         for s in input_shape:

@@ -14,10 +14,6 @@ def sigmoid(x):
 
 
 class Sigmoid(Layer):
-    def __init__(self):
-        super().__init__()
-        self.name = "sigmoid"
-
     def forward(self, x, training=False):
         self._check_input(x)
         self.y = sigmoid(x)

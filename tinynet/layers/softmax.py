@@ -22,10 +22,6 @@ class Softmax(Layer):
 
     sample_ndim = 1
 
-    def __init__(self):
-        super().__init__()
-        self.name = "softmax"
-
     def forward(self, x, training=False):
         self._check_input(x)
         self.y = softmax(x)
