@@ -319,13 +319,19 @@ def build_parser():
     p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
     sub = p.add_subparsers(dest="command", required=True)
 
-    backends = ["numpy", "numba", "cupy"]
-    s = sub.add_parser("train", help="train a model on Fashion-MNIST, then print and save the report")
+    from tinynet.backend import NAMES
+
+    on_backend = argparse.ArgumentParser(add_help=False)  # options several commands share, written once
+    on_backend.add_argument("--backend", default="numpy", choices=NAMES, help="array backend (default numpy)")
+    with_data = argparse.ArgumentParser(add_help=False)
+    with_data.add_argument("--data", help="folder with the four .gz files (default: found or fetched, see tinynet data)")
+
+    s = sub.add_parser("train", parents=[on_backend, with_data],
+                       help="train a model on Fashion-MNIST, then print and save the report")
     s.add_argument("--model", default="cnn_dropout02")
     s.add_argument("--epochs", type=_int_from(1), default=10)
     s.add_argument("--batch-size", type=_int_from(1), default=32)
     s.add_argument("--lr", type=_positive_float, default=1e-3)
-    s.add_argument("--backend", default="numpy", choices=backends)
     s.add_argument("--seed", type=_int_from(0), default=0)
     s.add_argument("--out", help="output folder (default runs/MODEL)")
     s.add_argument("--validation", type=_int_from(0), default=10_000, help="images held out of training (0: none)")
@@ -337,18 +343,16 @@ def build_parser():
     s.add_argument("--resume", help="continue from this checkpoint")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
-    s.add_argument("--data", help="folder with the four .gz files")
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
+    s = sub.add_parser("evaluate", parents=[on_backend, with_data], help="evaluate a checkpoint on the test set")
     s.add_argument("checkpoint")
-    s.add_argument("--backend", default="numpy", choices=backends)
-    s.add_argument("--data")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="classify one test image (--index) or a 28x28 image file (--image)",
+    s = sub.add_parser("predict", parents=[on_backend, with_data],
+                       help="classify one test image (--index) or a 28x28 image file (--image)",
                        description="Classify one test image (--index) or a 28x28 image file (--image). The models "
                        "learnt light garments on a black background: a dark garment on a light one is refused "
                        "unless --invert flips it or --as-is is given.")
@@ -359,32 +363,29 @@ def build_parser():
     s.add_argument("--as-is", action="store_true",
                    help="classify the --image even if it looks dark on light (no background check)")
     s.add_argument("--plot", help="write the image and its probability bars to this PNG")
-    s.add_argument("--backend", default="numpy", choices=backends)
-    s.add_argument("--data")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("data", help="find (or fetch), verify and describe Fashion-MNIST")
-    s.add_argument("--data")
+    s = sub.add_parser("data", parents=[with_data], help="find (or fetch), verify and describe Fashion-MNIST")
     s.add_argument("--plots", help="also write samples.png and dataset.png into this folder")
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("inspect", help="one batch through a model: shapes, activation and gradient statistics")
+    s = sub.add_parser("inspect", parents=[on_backend],
+                       help="one batch through a model: shapes, activation and gradient statistics")
     s.add_argument("model", nargs="?", default="cnn_dropout02")
-    s.add_argument("--batch", type=int, default=32)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--backend", default="numpy", choices=backends)
+    s.add_argument("--batch", type=_int_from(1), default=32)
+    s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("models", help="list the models with parameter counts")
     s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("gradcheck", help="finite-difference check of a whole model, per tensor")
+    s = sub.add_parser("gradcheck", parents=[on_backend], help="finite-difference check of a whole model, per tensor")
     s.add_argument("model", nargs="?", default="cnn_dropout02")
-    s.add_argument("--batch", type=int, default=4, help="images (BatchNorm over 2 samples would make most gradients 0)")
+    s.add_argument("--batch", type=_int_from(1), default=4,
+                   help="images (BatchNorm over 2 samples would make most gradients 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--entries", type=int, default=10, help="entries checked per tensor")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cupy"])
+    s.add_argument("--entries", type=_int_from(1), default=10, help="entries checked per tensor")
+    s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_gradcheck)
     return p
 
