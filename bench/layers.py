@@ -20,22 +20,23 @@ def profile(model_name, backend, batch, steps=30, warmup=3, seed=0):
     x = b.asarray(np.random.default_rng(seed).random((batch, *model.input_shape), dtype=np.float32))
     fwd = {layer.name: 0.0 for layer in model.layers}
     bwd = dict(fwd)
+
+    def timer(totals):
+        """A trace that charges the time since the previous layer finished to this layer."""
+        def trace(layer, _in, _out):
+            b.synchronize()
+            now = time.perf_counter()
+            totals[layer.name] += now - clock[0]
+            clock[0] = now
+        return trace
+
+    clock = [0.0]
     for it in range(warmup + steps):
-        h = x
-        for layer in model.layers:
-            t = time.perf_counter()
-            h = layer.forward(h, training=True)
-            b.synchronize()
-            if it >= warmup:
-                fwd[layer.name] += time.perf_counter() - t
-        d = h * 0 + 1
-        model.layers[0].input_grad = False  # as in training
-        for layer in reversed(model.layers):
-            t = time.perf_counter()
-            d = layer.backward(d)
-            b.synchronize()
-            if it >= warmup:
-                bwd[layer.name] += time.perf_counter() - t
+        clock[0] = time.perf_counter()
+        out = model.forward(x, training=True, trace=timer(fwd if it >= warmup else dict(fwd)))
+        d = out * 0 + 1
+        clock[0] = time.perf_counter()
+        model.backward(d, input_grad=False, trace=timer(bwd if it >= warmup else dict(bwd)))  # as in training
     return {k: (fwd[k] / steps * 1e3, bwd[k] / steps * 1e3) for k in fwd}
 
 

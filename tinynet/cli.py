@@ -291,22 +291,17 @@ def cmd_inspect(args):
     print(f"one batch of {args.batch} {source} through {args.model} (training mode)\n")
     from tinynet.backend import get_backend
 
-    h = get_backend(model.backend).asarray(x)
-    acts = []
-    for layer in model.layers:
-        h = layer.forward(h, training=True)
-        acts.append(to_numpy(h))
+    b = get_backend(model.backend)
+    acts, grads = {}, {}  # by layer: its output, and the loss's gradient w.r.t. that output
+    out = model.forward(b.asarray(x), training=True, trace=lambda layer, x_in, y: acts.setdefault(layer.name, to_numpy(y)))
     loss = SoftmaxCrossEntropy()
-    value = float(loss.forward(h, get_backend(model.backend).asarray(y)))
-    grads = [None] * len(model.layers)
-    d = loss.backward()
-    for i in reversed(range(len(model.layers))):
-        grads[i] = to_numpy(d)  # gradient w.r.t. this layer's output
-        d = model.layers[i].backward(d)
+    value = float(loss.forward(out, b.asarray(y)))
+    model.backward(loss.backward(), trace=lambda layer, dy, dx: grads.setdefault(layer.name, to_numpy(dy)))
     hdr = f"{'layer':<24}{'output shape':<20}{'mean':>9}{'std':>9}{'zeros':>7}{'|dL/dout|':>11}{'|dL/dW|':>10}"
     print(hdr)
     print("-" * len(hdr))
-    for layer, a, g in zip(model.layers, acts, grads, strict=True):
+    for layer in model.layers:
+        a, g = acts[layer.name], grads[layer.name]
         pg = layer.params.get("W") or layer.params.get("gamma")
         gw = f"{float(np.linalg.norm(to_numpy(pg.grad))):>10.2e}" if pg is not None else f"{'':>10}"
         print(f"{layer.name:<24}{str(a.shape):<20}{a.mean():>9.3f}{a.std():>9.3f}{(a == 0).mean():>7.0%}"

@@ -158,17 +158,17 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
         layers = _layers_of(m)
 
         # One forward pass to fix the dropout masks, so every evaluation below sees the same function.
-        out = x
-        for layer in layers:
-            out = layer.forward(out, training=True)
+        out = m.forward(x, training=True)
         for layer in layers:
             if isinstance(layer, Dropout) and layer.last_mask() is not None:
                 layer.fixed_mask = layer.last_mask()
         g = backend.asarray(rng.standard_normal(out.shape))
 
         inputs = [x]  # inputs[k]: what layer k saw; a parameter of layer k only changes layers k, k+1, ...
-        for layer in layers:
-            inputs.append(layer.forward(inputs[-1], training=True))
+        if isinstance(m, Sequential):
+            m.forward(x, training=True, trace=lambda layer, x_in, y: inputs.append(y))
+        else:
+            inputs.append(m.forward(x, training=True))
         base_state = _kink_state(layers)
 
         def objective(start=0):

@@ -84,25 +84,34 @@ class Sequential:
             self.build(x.shape[1:], x.dtype)
         checks.fits(x, "model", self.input_shape, self.dtype)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, trace=None):
+        """Run the layers in order. ``trace(layer, x, y)``, if given, sees each layer's input and output
+        as it goes (``tinynet inspect``, ``bench.layers`` and ``gradcheck`` watch the model this way)."""
         with using_backend(self.backend):
             self._check_input(x)
             for layer in self.layers:
-                x = layer.forward(x, training=training)
+                y = layer.forward(x, training=training)
+                if trace is not None:
+                    trace(layer, x, y)
+                x = y
             return x
 
     __call__ = forward
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, trace=None):
         """Backprop ``dy`` (the loss gradient w.r.t. the output); returns dx, or None
-        when ``input_grad=False`` (training needs no gradient w.r.t. the images)."""
+        when ``input_grad=False`` (training needs no gradient w.r.t. the images).
+        ``trace(layer, dy, dx)``, if given, sees each layer's gradients, last layer first."""
         with using_backend(self.backend):
             self.layers[0].input_grad = input_grad
             for layer in reversed(self.layers):
-                dy = layer.backward(dy)
-                if dy is None:
+                dx = layer.backward(dy)
+                if trace is not None:
+                    trace(layer, dy, dx)
+                if dx is None:
                     break
-            return dy
+                dy = dx
+            return dx
 
     def predict(self, x, batch_size=256):
         """Outputs (logits) for host or device ``x``, in batches, returned on the host
