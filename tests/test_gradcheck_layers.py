@@ -143,7 +143,7 @@ def test_gradcheck_catches_a_wrong_backward():
     good = tinynet.gradcheck(Dense(2, seed=0), x)
     bad = tinynet.gradcheck(BrokenDense(2, seed=0), x)
     assert good.ok and not bad.ok
-    assert bad.errors["dense.W"] > 0.5 and bad.errors["input"] < 1e-6
+    assert bad.errors["brokendense.W"] > 0.5 and bad.errors["input"] < 1e-6  # named after its class
 
 
 def host(a):
