@@ -134,3 +134,40 @@ def test_a_failed_download_keeps_nothing(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not download"):
         data.download(tmp_path / "dl", mirror="http://127.0.0.1:9/", progress=False)
     assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_second_data_set_needs_no_edit_in_the_library(tmp_path):
+    """A Dataset describes itself; loading, training, the report and its plots take it from there."""
+    import gzip
+    import hashlib
+
+    from helpers import tiny_data, tiny_model
+
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.report import build_report, format_text, write_outputs
+    from tinynet.train import fit
+
+    x, y = tiny_data(96)  # three classes of 8x8 images
+    xt, yt = tiny_data(48, seed=1)
+    files = {}
+    for prefix, images, labels in (("train", x, y), ("t10k", xt, yt)):
+        u8 = np.round(np.clip(images[:, 0], 0, 1) * 255).astype(np.uint8)
+        for kind, arr, magic in (("images-idx3", u8, 0x803), ("labels-idx1", labels.astype(np.uint8), 0x801)):
+            raw = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+            name = f"{prefix}-{kind}-ubyte.gz"
+            (tmp_path / name).write_bytes(gzip.compress(raw))
+            files[name] = hashlib.md5(raw).hexdigest()
+    stripes = data.Dataset(name="Stripes", class_names=("rows", "columns", "noise"), image_shape=(8, 8), files=files)
+    (x_u8, y_tr), (xt_u8, y_te) = data.load(stripes, root=tmp_path)
+    assert x_u8.shape == (96, 8, 8) and y_tr.dtype == np.int64
+    model = tiny_model()
+    fit(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=0.01), data.to_float(x_u8), y_tr, epochs=3,
+        batch_size=16, verbose=False)
+    report = build_report(model, SoftmaxCrossEntropy(), data.to_float(xt_u8), y_te, class_names=stripes.class_names)
+    assert report["test"]["accuracy"] > 0.8 and "columns" in format_text(report)
+    written = write_outputs(tmp_path / "out", report, {"loss": [1.0], "accuracy": [0.5]}, {"model": "tiny"}, xt_u8, y_te)
+    assert {p.name for p in written} >= {"metrics.json", "samples.png", "prediction.png", "confusion_test.png"}
+    broken = dict(files, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
+    with pytest.raises(data.DataError, match="does not match the official"):
+        data.load(data.Dataset("Stripes", ("a", "b", "c"), (8, 8), broken), root=tmp_path)

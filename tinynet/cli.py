@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tinynet.data import FASHION_MNIST
+
+DATASET = FASHION_MNIST  # the application's data set: its class names, image size and files come from here
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with a bad argument reported like every other error: one line, status 2."""
@@ -115,9 +119,9 @@ def _backend(name):
 
 
 def _load_data(args):
-    from tinynet.data import load_fashion_mnist
+    from tinynet.data import load
 
-    return load_fashion_mnist(getattr(args, "data", None))
+    return load(DATASET, getattr(args, "data", None))
 
 
 def cmd_train(args):
@@ -174,7 +178,7 @@ def cmd_train(args):
     if args.select == "best" and best.exists():
         meta = load_checkpoint(best, model)
     chosen = meta["parsed"].get("epoch", len(history) - 1) + 1 if meta else len(history)
-    report = build_report(model, loss, x_test, y_test, x_tr, y_tr)
+    report = build_report(model, loss, x_test, y_test, x_tr, y_tr, class_names=DATASET.class_names)
     text = format_text(report)
     info = dict(model=args.model, backend=backend.name, epochs=len(history), batch_size=args.batch_size, lr=args.lr,
                 seed=args.seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
@@ -209,7 +213,8 @@ def cmd_evaluate(args):
     backend = _backend(args.backend)
     model, meta = _model_from_checkpoint(args.checkpoint, backend)
     _, (x_test, y_test) = _load_data(args)
-    report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test)
+    report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test,
+                          class_names=DATASET.class_names)
     report.pop("_test_logits")
     print(f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
     print(format_text(report))
@@ -217,7 +222,7 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from tinynet.data import CLASS_NAMES, to_float
+    from tinynet.data import to_float
     from tinynet.errors import UsageError
     from tinynet.images import read_image
     from tinynet.layers.softmax import softmax
@@ -229,7 +234,7 @@ def cmd_predict(args):
     backend = _backend(args.backend)
     true = u8 = None
     if args.image is not None:  # before the model: a bad image is refused at once
-        u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is)
+        u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is, shape=DATASET.image_shape)
     model, _ = _model_from_checkpoint(args.checkpoint, backend)
     if u8 is None:
         index = args.index or 0
@@ -244,31 +249,32 @@ def cmd_predict(args):
     if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
         from tinynet.plots import prediction_bars
 
-        written = prediction_bars(u8, probs, CLASS_NAMES, args.plot, true)
-    print(f"predicted: {CLASS_NAMES[pred]} ({probs[pred]:.2%})" + (f"   true: {CLASS_NAMES[true]}" if true is not None else ""))
+        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true)
+    names = DATASET.class_names
+    print(f"predicted: {names[pred]} ({probs[pred]:.2%})" + (f"   true: {names[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
-        print(f"  {CLASS_NAMES[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
+        print(f"  {names[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
     if written:
         print(f"wrote {written}")
     return 0
 
 
 def cmd_data(args):
-    from tinynet.data import CLASS_NAMES, find_data_dir, load_fashion_mnist
+    from tinynet.data import find_data_dir, load
 
-    d = find_data_dir(args.data)
-    (xtr, ytr), (xte, yte) = load_fashion_mnist(args.data)
-    print(f"Fashion-MNIST in {d}: all four files present, MD5 of the content verified")
+    d = find_data_dir(args.data, dataset=DATASET)
+    (xtr, ytr), (xte, yte) = load(DATASET, args.data)
+    print(f"{DATASET.name} in {d}: all {len(DATASET.files)} files present, MD5 of the content verified")
     for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
         counts = np.bincount(y, minlength=10)
         print(f"  {name}: images {x.shape} {x.dtype}, values {x.min()}..{x.max()}, mean {x.mean() / 255:.4f} "
               f"(scaled), missing values 0; labels {y.shape}, per class {counts.min()}..{counts.max()}")
-    print("  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)))
+    print("  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(DATASET.class_names)))
     if args.plots:
         from tinynet.plots import dataset_statistics, sample_grid
 
-        print("wrote", sample_grid(xtr, ytr, CLASS_NAMES, Path(args.plots) / "samples.png"),
-              dataset_statistics(xtr, ytr, CLASS_NAMES, Path(args.plots) / "dataset.png"))
+        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png"),
+              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png"))
     return 0
 
 
@@ -281,13 +287,14 @@ def cmd_inspect(args):
     model = models.build(args.model, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     try:
-        from tinynet.data import load_fashion_mnist, to_float
+        from tinynet.data import load, to_float
 
-        (x_u8, y), _ = load_fashion_mnist(download=False)
+        (x_u8, y), _ = load(DATASET, download=False)
         idx = rng.choice(len(x_u8), args.batch, replace=False)
         x, y, source = to_float(x_u8[idx]), y[idx], "Fashion-MNIST training images"
     except Exception:
-        x, y, source = rng.random((args.batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, args.batch), "random"
+        x = rng.random((args.batch, *model.input_shape), dtype=np.float32)
+        y, source = rng.integers(0, model.output_shape[0], args.batch), "random"
     print(f"one batch of {args.batch} {source} through {args.model} (training mode)\n")
     from tinynet.backend import get_backend
 

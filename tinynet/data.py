@@ -1,4 +1,8 @@
-"""Fashion-MNIST: find, verify and load the real data; preprocessing helpers.
+"""Data sets of labelled images in IDX files (Fashion-MNIST): find, verify and load them; preprocessing helpers.
+
+A :class:`Dataset` describes one (its class names, image shape, files and their checksums); the report,
+the plots and the command line take what they need from it, so another data set in the same format (MNIST,
+say) is one more ``Dataset(...)``, not edits across the library.
 
 Files are looked for in: ``root`` or ``$TINYNET_DATA``, then the user cache
 (``~/.cache/tinynet/fashion-mnist``), then ``/usr/share/datasets/fashion-mnist``
@@ -17,6 +21,7 @@ import os
 import tempfile
 import urllib.request
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +29,52 @@ import numpy as np
 from . import checks
 from .checkpoint import default_file_mode
 
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
-MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-# file -> MD5 of the decompressed content (the official release)
-FILES = {
-    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
-    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
-    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
-}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set of labelled images in IDX files, described once: everything the rest of tinynet (the report,
+    the plots, the command line) needs to know about it comes from here.
+
+    ``files`` maps each file name to the MD5 of its decompressed content; ``prefixes`` name the splits' files
+    (``{prefix}-images-idx3-ubyte.gz``, ``{prefix}-labels-idx1-ubyte.gz``).
+    """
+
+    name: str
+    class_names: tuple
+    image_shape: tuple  # (height, width)
+    files: dict
+    mirror: str = ""
+    system_dir: Path | None = None  # where a system package installs it
+    prefixes: tuple = ("train", "t10k")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower().replace(" ", "-")
+
+
+FASHION_MNIST = Dataset(
+    name="Fashion-MNIST",
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
+    image_shape=(28, 28),
+    files={  # file -> MD5 of the decompressed content (the official release)
+        "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+    mirror="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    system_dir=Path("/usr/share/datasets/fashion-mnist"),  # Debian/Ubuntu: dataset-fashion-mnist
+)
+# The application's names, as before the Dataset description existed
+CLASS_NAMES, FILES, MIRROR, SYSTEM_DIR = (FASHION_MNIST.class_names, FASHION_MNIST.files, FASHION_MNIST.mirror,
+                                          FASHION_MNIST.system_dir)
 # Largest decompressed file we accept (train images are 47,040,016 bytes):
 # stops a gzip bomb before it fills memory.
 MAX_DECOMPRESSED = 64 * 2**20
@@ -82,11 +120,11 @@ def read_gzip(path: Path) -> bytes:
     return raw
 
 
-def read_verified(path: Path) -> np.ndarray:
-    """Read one Fashion-MNIST file: decompress, check its MD5, parse and check its shape."""
+def read_verified(path: Path, dataset: Dataset = FASHION_MNIST) -> np.ndarray:
+    """Read one file of ``dataset``: decompress, check its MD5, parse and check its shape."""
     path = Path(path)
     raw = read_gzip(path)
-    want = FILES.get(path.name)
+    want = dataset.files.get(path.name)
     if want is not None:
         got = hashlib.md5(raw).hexdigest()
         if got != want:
@@ -97,47 +135,50 @@ def read_verified(path: Path) -> np.ndarray:
     is_labels = "labels" in path.name
     arr = parse_idx(raw, str(path), LABELS_MAGIC if is_labels else IMAGES_MAGIC)
     if is_labels:
-        if arr.size and arr.max() > 9:
-            raise DataError(f"{path}: labels must be 0-9, found {int(arr.max())}")
-    elif arr.shape[1:] != (28, 28):
-        raise DataError(f"{path}: images must be 28x28, header says {arr.shape[1:]}")
+        if arr.size and arr.max() >= dataset.num_classes:
+            raise DataError(f"{path}: labels must be 0-{dataset.num_classes - 1}, found {int(arr.max())}")
+    elif arr.shape[1:] != tuple(dataset.image_shape):
+        h, w = dataset.image_shape
+        raise DataError(f"{path}: images must be {h}x{w}, header says {arr.shape[1:]}")
     return arr
 
 
-def _load_split(directory: Path, prefix: str):
-    x = read_verified(directory / f"{prefix}-images-idx3-ubyte.gz")
-    y = read_verified(directory / f"{prefix}-labels-idx1-ubyte.gz")
+def _load_split(directory: Path, prefix: str, dataset: Dataset = FASHION_MNIST):
+    x = read_verified(directory / f"{prefix}-images-idx3-ubyte.gz", dataset)
+    y = read_verified(directory / f"{prefix}-labels-idx1-ubyte.gz", dataset)
     if len(x) != len(y):
         raise DataError(f"{directory}: {prefix} has {len(x)} images but {len(y)} labels")
     return x, y.astype(np.int64)
 
 
 # -- finding / fetching --------------------------------------------------------------------
-def cache_dir() -> Path:
+def cache_dir(dataset: Dataset = FASHION_MNIST) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tinynet" / "fashion-mnist"
+    return Path(base) / "tinynet" / dataset.slug
 
 
-def candidate_dirs(root=None) -> list[Path]:
+def candidate_dirs(root=None, dataset: Dataset = FASHION_MNIST) -> list[Path]:
     """Where to look, in order: an explicit root or $TINYNET_DATA alone, else the cache, then the system package."""
     if root is not None:
         return [Path(root)]
     if os.environ.get("TINYNET_DATA"):
         return [Path(os.environ["TINYNET_DATA"])]
-    return [cache_dir(), SYSTEM_DIR]
+    return [cache_dir(dataset)] + ([dataset.system_dir] if dataset.system_dir else [])
 
 
-def _complete(directory: Path) -> bool:
-    return all((directory / f).is_file() for f in FILES)
+def _complete(directory: Path, dataset: Dataset = FASHION_MNIST) -> bool:
+    return all((directory / f).is_file() for f in dataset.files)
 
 
-def download(directory: Path | None = None, mirror: str = MIRROR, progress: bool = True) -> Path:
-    """Fetch the four files into ``directory`` (the cache); each is verified before it is kept."""
+def download(directory: Path | None = None, mirror: str | None = None, progress: bool = True,
+             dataset: Dataset = FASHION_MNIST) -> Path:
+    """Fetch the data set's files into ``directory`` (the cache); each is verified before it is kept."""
     from tqdm.auto import tqdm
 
-    directory = Path(directory or cache_dir())
+    mirror = dataset.mirror if mirror is None else mirror
+    directory = Path(directory or cache_dir(dataset))
     directory.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
+    for name in dataset.files:
         dest = directory / name
         if dest.is_file():
             continue
@@ -149,7 +190,7 @@ def download(directory: Path | None = None, mirror: str = MIRROR, progress: bool
                     while chunk := resp.read(1 << 16):
                         out.write(chunk)
                         bar.update(len(chunk))
-            _verify_tmp(Path(tmp), name)
+            _verify_tmp(Path(tmp), name, dataset)
             os.chmod(tmp, default_file_mode())
             os.replace(tmp, dest)
         except Exception as exc:
@@ -160,38 +201,41 @@ def download(directory: Path | None = None, mirror: str = MIRROR, progress: bool
     return directory
 
 
-def _verify_tmp(tmp: Path, name: str):
+def _verify_tmp(tmp: Path, name: str, dataset: Dataset = FASHION_MNIST):
     raw = read_gzip(tmp)
-    if hashlib.md5(raw).hexdigest() != FILES[name]:
+    if hashlib.md5(raw).hexdigest() != dataset.files[name]:
         raise DataError(f"downloaded {name} does not match the official checksum; not kept")
 
 
-def find_data_dir(root=None, download_missing: bool = True) -> Path:
-    for d in candidate_dirs(root):
-        if _complete(d):
+def find_data_dir(root=None, download_missing: bool = True, dataset: Dataset = FASHION_MNIST) -> Path:
+    for d in candidate_dirs(root, dataset):
+        if _complete(d, dataset):
             return d
     if root is not None or os.environ.get("TINYNET_DATA"):
         where = root if root is not None else os.environ["TINYNET_DATA"]
-        missing = [f for f in FILES if not (Path(where) / f).is_file()]
+        missing = [f for f in dataset.files if not (Path(where) / f).is_file()]
         raise DataError(f"{where}: missing {', '.join(missing)}")
-    if not download_missing:
-        raise DataError(
-            "Fashion-MNIST not found in "
-            + ", ".join(map(str, candidate_dirs()))
-            + "; install Debian's dataset-fashion-mnist package or allow the download"
-        )
-    return download()
+    if not download_missing or not dataset.mirror:
+        package = f"; install Debian's dataset-{dataset.slug} package" if dataset.system_dir else ""
+        raise DataError(f"{dataset.name} not found in " + ", ".join(map(str, candidate_dirs(None, dataset)))
+                        + package + (" or allow the download" if dataset.mirror else ""))
+    return download(dataset=dataset)
+
+
+def load(dataset: Dataset = FASHION_MNIST, root=None, download: bool = True):
+    """``(x_train, y_train), (x_test, y_test)`` of ``dataset``: uint8 images (N, H, W), int64 labels (N,)."""
+    d = find_data_dir(root, download_missing=download, dataset=dataset)
+    return tuple(_load_split(d, prefix, dataset) for prefix in dataset.prefixes)
 
 
 def load_fashion_mnist(root=None, download: bool = True):
     """``(x_train, y_train), (x_test, y_test)``: uint8 images (N, 28, 28), int64 labels (N,)."""
-    d = find_data_dir(root, download_missing=download)
-    return _load_split(d, "train"), _load_split(d, "t10k")
+    return load(FASHION_MNIST, root, download)
 
 
 # -- preprocessing ---------------------------------------------------------------------------
 def to_float(images, dtype=np.float32) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) scaled to [0, 1] (NCHW)."""
+    """uint8 (N, H, W) -> float (N, 1, H, W) scaled to [0, 1] (NCHW)."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(f"to_float expects uint8 images, got {images.dtype}")

@@ -17,7 +17,6 @@ import warnings
 
 import numpy as np
 
-SIZE = (28, 28)  # width, height
 # Mean of the outermost ring of pixels above which an image counts as dark on light.
 # Over all 70,000 Fashion-MNIST images that mean is at most 107.5; inverted, at least 147.5.
 LIGHT_BORDER = 127.5
@@ -68,8 +67,8 @@ def _gray_uint8(im, path):
     return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
-def read_image(path, invert=False, check_background=True) -> np.ndarray:
-    """A 28x28 image file as (28, 28) uint8 grey levels, light garment on black.
+def read_image(path, invert=False, check_background=True, shape=(28, 28)) -> np.ndarray:
+    """An image file of ``shape`` (height, width; Fashion-MNIST's 28x28) as uint8 grey levels, light garment on black.
 
     ``invert`` flips it (255 - x) first. With ``check_background`` an image that
     still looks dark on light (the mean of its border pixels above
@@ -77,9 +76,9 @@ def read_image(path, invert=False, check_background=True) -> np.ndarray:
     """
     im = _open(path)
     with im:
-        if im.size != SIZE:  # from the header alone: nothing decoded yet
-            raise ImageError(f"{path}: the image is {im.size[0]}x{im.size[1]} pixels; the models take 28x28 "
-                             "(Fashion-MNIST's size): resize it first")
+        if im.size != (shape[1], shape[0]):  # from the header alone (Pillow gives width, height): nothing decoded yet
+            raise ImageError(f"{path}: the image is {im.size[0]}x{im.size[1]} pixels; the models take "
+                             f"{shape[1]}x{shape[0]}: resize it first")
         try:
             im.load()
             u8 = _gray_uint8(im, path)

@@ -24,12 +24,17 @@ def _save(fig, path):
     return path
 
 
+def _picture(image):
+    """One image as (H, W), from (H, W) or (1, H, W): whatever size the data set's images are."""
+    return np.asarray(image).reshape(np.asarray(image).shape[-2:])
+
+
 def sample_grid(images, labels, class_names, path, n=25):
     """A 5x5 grid of images with their class names."""
     plt = _plt()
     fig, axes = plt.subplots(5, 5, figsize=(8, 8.6))
     for ax, img, lab in zip(axes.flat, images[:n], labels[:n], strict=False):
-        ax.imshow(np.asarray(img).reshape(28, 28), cmap="binary")
+        ax.imshow(_picture(img), cmap="binary")
         ax.set_xlabel(class_names[int(lab)], fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -80,7 +85,7 @@ def prediction_bars(image, probs, class_names, path, true_label=None):
     probs = np.asarray(probs)
     pred = int(probs.argmax())
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a1.imshow(np.asarray(image).reshape(28, 28), cmap="binary")
+    a1.imshow(_picture(image), cmap="binary")
     a1.axis("off")
     title = f"predicted: {class_names[pred]} ({probs[pred]:.1%})"
     if true_label is not None:
@@ -99,7 +104,7 @@ def prediction_bars(image, probs, class_names, path, true_label=None):
 def dataset_statistics(images, labels, class_names, path):
     """Per-pixel mean and std images, class balance, and value range / missing values."""
     plt = _plt()
-    x = np.asarray(images, dtype=np.float64).reshape(len(images), 28, 28)
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), *_picture(images[0]).shape)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     axes[0].imshow(x.mean(axis=0), cmap="viridis")
     axes[0].set_title("per-pixel mean")

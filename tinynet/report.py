@@ -9,25 +9,32 @@ import numpy as np
 
 from . import metrics
 from .backend import to_numpy
-from .data import CLASS_NAMES
 from .layers.softmax import softmax
 from .train import evaluate
 
 
-def build_report(model, loss, x_test, y_test, x_train=None, y_train=None, batch_size=1000):
-    """Evaluate on test (and train): loss, accuracy, confusion matrices, per-class table, confusions."""
-    out = {}
+def build_report(model, loss, x_test, y_test, x_train=None, y_train=None, batch_size=1000, class_names=None):
+    """Evaluate on test (and train): loss, accuracy, confusion matrices, per-class table, confusions.
+
+    ``class_names`` (e.g. ``tinynet.data.FASHION_MNIST.class_names``) name the classes in the report and its
+    plots; without them the classes are called 0, 1, 2, ...
+    """
+    k = model.output_shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else list(class_names)
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names for a model with {k} outputs")
+    out = {"class_names": names}
     splits = [("test", x_test, y_test)] + ([("train", x_train, y_train)] if x_train is not None else [])
     for name, x, y in splits:
         r = evaluate(model, loss, x, y, batch_size=batch_size)
         y = to_numpy(y)  # the metrics are host code; evaluation data may live on the device
-        cm = metrics.confusion_matrix(y, r["predictions"], len(CLASS_NAMES))
+        cm = metrics.confusion_matrix(y, r["predictions"], k)
         out[name] = {
             "loss": r["loss"],
             "accuracy": r["accuracy"],
             "confusion_matrix": cm.tolist(),
-            "per_class": _jsonable(metrics.classification_report(cm, CLASS_NAMES)),
-            "most_confused": metrics.most_confused(cm, CLASS_NAMES, top=5),
+            "per_class": _jsonable(metrics.classification_report(cm, names)),
+            "most_confused": metrics.most_confused(cm, names, top=5),
             "misclassified": int(len(metrics.misclassified(y, r["predictions"]))),
         }
         if name == "test":
@@ -54,7 +61,7 @@ def format_text(report) -> str:
             f"== {name}: accuracy {r['accuracy']:.4f}, loss {r['loss']:.4f} ({r['misclassified']} misclassified)",
             "",
             "confusion matrix:",
-            metrics.format_confusion_matrix(np.array(r["confusion_matrix"]), CLASS_NAMES),
+            metrics.format_confusion_matrix(np.array(r["confusion_matrix"]), report["class_names"]),
             "",
             metrics.format_report(r["per_class"]),
             "",
@@ -69,10 +76,11 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     logits = report.pop("_test_logits")
+    names = report["class_names"]
     data = dict(info)
     data.update(
         test_loss=report["test"]["loss"], test_accuracy=report["test"]["accuracy"], history=history,
-        test=report["test"], train=report.get("train"),
+        test=report["test"], train=report.get("train"), class_names=names,
     )
     path = out_dir / "metrics.json"
     path.write_text(json.dumps(data, indent=2))
@@ -83,14 +91,14 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
         probs = np.asarray(softmax(logits[:1].astype(np.float64)))[0]
         written += [
             P.history_curves(history, out_dir / "history.png"),
-            P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), CLASS_NAMES, out_dir / "confusion_test.png",
+            P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), names, out_dir / "confusion_test.png",
                                 "Confusion matrix (test)"),
-            P.prediction_bars(x_test_u8[0], probs, CLASS_NAMES, out_dir / "prediction.png", y_test[0]),
-            P.sample_grid(x_test_u8, y_test, CLASS_NAMES, out_dir / "samples.png"),
+            P.prediction_bars(x_test_u8[0], probs, names, out_dir / "prediction.png", y_test[0]),
+            P.sample_grid(x_test_u8, y_test, names, out_dir / "samples.png"),
         ]
         if "train" in report and report["train"]:
-            written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), CLASS_NAMES,
+            written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), names,
                                                out_dir / "confusion_train.png", "Confusion matrix (train)"))
         if x_train_u8 is not None:
-            written.append(P.dataset_statistics(x_train_u8, y_train, CLASS_NAMES, out_dir / "dataset.png"))
+            written.append(P.dataset_statistics(x_train_u8, y_train, names, out_dir / "dataset.png"))
     return written
