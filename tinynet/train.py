@@ -155,6 +155,16 @@ def _split_validation(model, x, y, validation_data, validation_split):
     return x, y, validation_data
 
 
+def _resume(checkpoint, model, optimizer, rng):
+    """(history, first epoch): from the checkpoint, which also restores the model, optimizer and RNG states."""
+    if checkpoint is None:
+        return History(), 0
+    meta = load_checkpoint(checkpoint, model, optimizer, rng)
+    start = meta["parsed"].get("epoch", -1) + 1
+    # no saved history (a checkpoint written by hand): NaN for the epochs before, so history[e] stays epoch e
+    return History(meta["parsed"].get("history") or {k: [math.nan] * start for k in History.KEYS}), start
+
+
 def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals):
     """The function that runs one step on rows ``idx``: plainly, or replaying a captured CUDA graph."""
     from .optim import Adam
@@ -200,12 +210,7 @@ def fit(
     backend = get_backend(model.backend)
     sync_every = positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
     rng = np.random.default_rng(seed)
-    history, start = History(), 0
-    if resume_from is not None:
-        meta = load_checkpoint(resume_from, model, optimizer, rng)
-        start = meta["parsed"].get("epoch", -1) + 1
-        # no saved history (a checkpoint written by hand): NaN for the epochs before, so history[e] stays epoch e
-        history = History(meta["parsed"].get("history") or {k: [math.nan] * start for k in History.KEYS})
+    history, start = _resume(resume_from, model, optimizer, rng)
     callbacks = list(callbacks)
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
