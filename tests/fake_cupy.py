@@ -104,30 +104,30 @@ class _Capture:
 _capture = _Capture()
 
 
-def _root(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+def _roots(arrays):
+    """The memory buffers behind device arrays (a view's base), while a capture is active."""
+    if _capture.active is None:
+        return []
+    out = []
+    for a in arrays:
+        if isinstance(a, ndarray):
+            root = a._device_memory
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            out.append(root)
+    return out
 
 
 def _before_touching(arrays):
-    if _capture.active is None:
-        return
-    for a in arrays:
-        if isinstance(a, ndarray):
-            root = _root(a._device_memory)
-            if id(root) not in _capture.created and id(root) not in _capture.snapshots:
-                _capture.snapshots[id(root)] = (root, root.copy())
+    for root in _roots(arrays):  # memory from before the capture: keep what it held
+        if id(root) not in _capture.created and id(root) not in _capture.snapshots:
+            _capture.snapshots[id(root)] = (root, root.copy())
 
 
 def _after_creating(results):
-    if _capture.active is None:
-        return
-    for r in results:
-        if isinstance(r, ndarray):
-            root = _root(r._device_memory)
-            if id(root) not in _capture.snapshots:
-                _capture.created.add(id(root))
+    for root in _roots(results):  # new memory: the capture's own
+        if id(root) not in _capture.snapshots:
+            _capture.created.add(id(root))
 
 
 def _record(replay):
