@@ -481,6 +481,17 @@ class Stream:
     def is_capturing(self):
         return _capture.active is not None
 
+    def record(self, event=None):
+        return Event()
+
+    def wait_event(self, event):
+        if not isinstance(event, Event):
+            raise TypeError(f"wait_event takes a cupy.cuda.Event, got {type(event).__name__}")
+
+
+class Event:
+    """The stand-in runs everything in order, so an event has nothing to wait for."""
+
 
 _null_stream = Stream(null=True)
 _streams = [_null_stream]
@@ -546,6 +557,7 @@ def _device_properties(device):
 
 cuda = types.SimpleNamespace(
     Stream=Stream,
+    Event=Event,
     Graph=Graph,
     MemoryPool=MemoryPool,
     using_allocator=_using_allocator,

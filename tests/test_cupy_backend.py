@@ -227,3 +227,17 @@ def test_the_benchmark_runs_on_cupy(cp, fashion):
 
     c = count("cnn_dropout02", 32)
     assert c["graph"] == 3 and 30 < c["eager"] < 80, c
+
+
+def test_the_loss_without_totals_passes_no_null_pointer(cp):
+    """CuPy turns a None kernel argument into a NULL argument slot, which the launch dereferences: never pass one."""
+    tinynet.use_backend("cupy")
+    loss = SoftmaxCrossEntropy()
+    value = float(loss.forward(cp.asarray(np.zeros((3, 4), np.float32)), cp.asarray(np.array([0, 1, 2]))))
+    assert value == pytest.approx(np.log(4))
+
+
+def test_graphs_need_an_optimizer_that_counts_on_the_device(standin):
+    model = tiny_model(0).to("cupy")
+    with pytest.raises(ValueError, match="SGD counts steps on the host"):
+        _fit(model, SGD(model.parameters(), lr=0.1), *tiny_data(), epochs=1, cuda_graph=True)

@@ -40,6 +40,9 @@ class CapturedStep:
         self.replays = 0
 
     def __enter__(self):
+        # A non-blocking stream does not wait for the default stream: first let it wait for everything queued there
+        # so far (the data set's copy to the device, the parameters, the optimizer state, a loaded checkpoint).
+        self.stream.wait_event(self.xp.cuda.get_current_stream().record())
         self.stream.__enter__()  # every launch of the run, eager or replayed, goes to one stream in order
         return self
 
@@ -70,6 +73,10 @@ class CapturedStep:
             self.stream.begin_capture()
             try:
                 self.value = self.train_step(self.x, self.y)
-            finally:
-                graph = self.stream.end_capture()
-        self.graph = graph
+            except BaseException:
+                try:  # end the capture, but let the step's own error be the one the user sees
+                    self.stream.end_capture()
+                except Exception:  # a capture that failed cannot end cleanly either
+                    pass
+                raise
+            self.graph = self.stream.end_capture()

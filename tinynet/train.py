@@ -167,17 +167,19 @@ def _resume(checkpoint, model, optimizer, rng):
 
 def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals):
     """The function that runs one step on rows ``idx``: plainly, or replaying a captured CUDA graph."""
-    from .optim import Adam
-
     def plain(xd, yd, idx):
         return train_step(model, loss, optimizer, xd[idx], yd[idx], totals)
 
+    on_device = optimizer._scalars is not None  # a replay cannot run host code: t and lr must live on the device
     if cuda_graph is None:  # auto: on a GPU, with an optimizer that keeps its per-step numbers on the device
-        cuda_graph = backend.name == "cupy" and isinstance(optimizer, Adam) and n // batch_size >= 3
+        cuda_graph = backend.name == "cupy" and on_device and n // batch_size >= 3
     if not cuda_graph:
         return plain, contextlib.nullcontext()
     if backend.name != "cupy":
         raise ValueError(f"cuda_graph=True needs the 'cupy' backend, the model is on {backend.name!r}")
+    if not on_device:
+        raise ValueError(f"cuda_graph=True needs an optimizer that keeps its step count and learning rate on the "
+                         f"device (Adam); {type(optimizer).__name__} counts steps on the host, which a replay skips")
     from .cuda_graph import CapturedStep
 
     step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend.xp, batch_size,

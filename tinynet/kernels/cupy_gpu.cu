@@ -201,12 +201,13 @@ __global__ void dropout(const T* __restrict__ x, T* __restrict__ y, unsigned lon
 
 // -- the loss ----------------------------------------------------------------------------------------------------
 // Softmax cross-entropy, one thread per row: the row's loss, its gradient (softmax - onehot) / N, and, when
-// totals is given, adds the loss and whether the argmax is the label into totals[0] and totals[1].
+// accumulate is 1, adds the loss and whether the argmax is the label into totals[0] and totals[1]. (A flag, not a
+// NULL totals: CuPy cannot pass a NULL pointer argument.)
 // A label outside 0..K-1 gives NaN (the caller validates labels; this keeps a bad one from reading elsewhere).
 template <typename T>
 __global__ void softmax_cross_entropy(const T* __restrict__ logits, const long long* __restrict__ labels,
-                                      T* __restrict__ row_loss, T* __restrict__ dlogits, double* totals, int k,
-                                      long long n) {
+                                      T* __restrict__ row_loss, T* __restrict__ dlogits, double* totals,
+                                      int accumulate, int k, long long n) {
     FOR_EACH(r, n) {
         const T* z = logits + r * k;
         T* d = dlogits + r * k;
@@ -228,7 +229,7 @@ __global__ void softmax_cross_entropy(const T* __restrict__ logits, const long l
             d[j] = valid ? (prob - (j == label ? (T)1 : (T)0)) / (T)n : quiet_nan<T>();
         }
         row_loss[r] = loss;
-        if (totals) {
+        if (accumulate) {
             atomicAdd(&totals[0], (double)loss);
             atomicAdd(&totals[1], arg == label ? 1.0 : 0.0);
         }
