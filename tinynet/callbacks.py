@@ -113,6 +113,7 @@ class ModelCheckpoint(Callback):
         self.best = value if improved else self.best
         save_checkpoint(
             self.path, run.model, run.optimizer, epoch=epoch, rng=run.rng, history=run.history.as_dict(),
+            augment=run.augment,
             extra={"monitor": self.monitor, "best": value},
         )
         self.saved_epochs.append(epoch)

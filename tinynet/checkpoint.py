@@ -151,7 +151,7 @@ def _sweep_dead_temp_files(path):
             (path.parent / name).unlink(missing_ok=True)
 
 
-def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=None, extra=None):
+def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=None, extra=None, augment=None):
     """Write ``model`` (+ optimizer, epoch, RNG states, history) to ``path`` atomically.
 
     The metadata is checked with the rules ``load_checkpoint`` applies, so a file this writes always loads.
@@ -172,6 +172,8 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
         meta.update(optimizer=type(optimizer).__name__, optimizer_t=str(optimizer.t), lr=repr(optimizer.lr))
     if rng is not None:
         meta["train_rng"] = json.dumps(rng.bit_generator.state)
+    if augment is not None:
+        meta["augment_rng"] = json.dumps(augment.rng_state())
     if history is not None:
         meta["history"] = json.dumps(history)
     for k, v in (extra or {}).items():
@@ -487,12 +489,24 @@ def _check_layer_rngs(text, version):
     return rngs
 
 
+def _check_augment_rng(text):
+    state = _json_text("augment_rng", text)
+    ok = isinstance(state, dict) and set(state) == {"seed", "calls", "shift", "flip"} and _rng_state_ok(
+        {"seed": state["seed"], "calls": state["calls"]}) and _is_int(state["shift"]) and 0 <= state["shift"] < 2**16 \
+        and isinstance(state["flip"], bool)
+    if not ok:
+        raise _BadMeta("augment_rng", "must be {'seed': int, 'calls': int, 'shift': int, 'flip': bool}, "
+                                      f"got {state!r:.100}")
+    return state
+
+
 def _parse_meta(meta):
     """Decode and check every metadata value up front, so a damaged file fails before anything changes."""
     checks = {
         "epoch": _check_epoch, "optimizer_t": _check_optimizer_t, "lr": _check_lr, "dtype": _check_dtype,
         "input_shape": _check_input_shape, "history": _check_history, "train_rng": _check_train_rng,
         "layer_rngs": lambda text: _check_layer_rngs(text, meta.get("format_version")),
+        "augment_rng": _check_augment_rng,
     }
     parsed = {key: check(meta[key]) for key, check in checks.items() if key in meta}
     history, epoch = parsed.get("history"), parsed.get("epoch")
@@ -504,18 +518,18 @@ def _parse_meta(meta):
 
 
 
-def load_checkpoint(path, model, optimizer=None, rng=None):
-    """Load ``path`` into ``model`` (and ``optimizer``, ``rng``) in place; returns the metadata.
+def load_checkpoint(path, model, optimizer=None, rng=None, augment=None):
+    """Load ``path`` into ``model`` (and ``optimizer``, ``rng``, ``augment``) in place; returns the metadata.
 
     Every mismatch (missing, unexpected or differently shaped tensor) is listed
     in one CheckpointError before anything is changed; so is every tensor holding NaN or inf.
     """
     meta, shapes, f = read_checkpoint(path)
     with f:
-        return _load(path, meta, shapes, f, model, optimizer, rng)
+        return _load(path, meta, shapes, f, model, optimizer, rng, augment)
 
 
-def _load(path, meta, shapes, f, model, optimizer, rng):
+def _load(path, meta, shapes, f, model, optimizer, rng, augment):
     arrays = model.named_arrays()
     model_dtype = np.dtype(model.dtype)
     problems = []
@@ -579,4 +593,6 @@ def _load(path, meta, shapes, f, model, optimizer, rng):
             dropouts[name].set_rng_state(state, backend)
     if rng is not None and "train_rng" in parsed:
         rng.bit_generator.state = parsed["train_rng"]
+    if augment is not None and "augment_rng" in parsed:
+        augment.set_rng_state(parsed["augment_rng"])
     return meta

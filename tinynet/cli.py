@@ -13,6 +13,7 @@ import numpy as np
 from tinynet.data import FASHION_MNIST
 
 DATASET = FASHION_MNIST  # the application's data set: its class names, image size and files come from here
+_STARTED = __import__("time").perf_counter()  # about when the process started: startup_seconds counts from here
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,37 +126,55 @@ def _load_data(args):
 
 
 def cmd_train(args):
+    """Train one model per seed (--seed, or --seeds 0,1,2): a report and metrics.json each, and a summary."""
     import time
 
-    from tinynet import models
-    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
-    from tinynet.checkpoint import load_checkpoint
     from tinynet.data import to_float, train_val_split
     from tinynet.errors import UsageError
-    from tinynet.losses import SoftmaxCrossEntropy
-    from tinynet.optim import Adam
-    from tinynet.report import build_report, format_text, write_outputs
-    from tinynet.train import fit
 
     _check_train_args(args)
     backend = _backend(args.backend)
+    seeds = args.seeds or [args.seed]
     (x_all, y_all), (x_test_u8, y_test) = _load_data(args)
     if args.validation >= len(x_all):
         raise UsageError(f"--validation {args.validation} leaves no training images (there are {len(x_all):,})")
     if args.limit_test:
         x_test_u8, y_test = x_test_u8[: args.limit_test], y_test[: args.limit_test]
-    if args.validation:
-        (x_tr_u8, y_tr), (x_val_u8, y_val) = train_val_split(x_all, y_all, args.validation, seed=args.seed)
-    else:
-        x_tr_u8, y_tr, x_val_u8, y_val = x_all, y_all, None, None
-    if args.limit_train:
-        x_tr_u8, y_tr = x_tr_u8[: args.limit_train], y_tr[: args.limit_train]
-    x_tr, x_test = to_float(x_tr_u8), to_float(x_test_u8)
-    val = (to_float(x_val_u8), y_val) if x_val_u8 is not None else None
-
-    model = models.build(args.model, seed=args.seed)
-    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr)
     out = Path(args.out or f"runs/{args.model}")
+    results = []
+    for seed in seeds:
+        if args.validation:  # the split is drawn from the seed too
+            (x_tr_u8, y_tr), (x_val_u8, y_val) = train_val_split(x_all, y_all, args.validation, seed=seed)
+        else:
+            x_tr_u8, y_tr, x_val_u8, y_val = x_all, y_all, None, None
+        if args.limit_train:
+            x_tr_u8, y_tr = x_tr_u8[: args.limit_train], y_tr[: args.limit_train]
+        data = (x_tr_u8, y_tr, (to_float(x_val_u8), y_val) if x_val_u8 is not None else None, x_test_u8, y_test)
+        run_dir = out if len(seeds) == 1 else out / f"seed{seed}"
+        results.append(_train_one(args, backend, seed, data, run_dir, startup=time.perf_counter() - _STARTED))
+    if len(seeds) > 1:
+        _write_summary(args, out, seeds, results)
+    return 0
+
+
+def _train_one(args, backend, seed, data, out, startup):
+    """One seed: build, warm up (compile), train, evaluate, report; returns the metrics written."""
+    import time
+
+    from tinynet import models
+    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
+    from tinynet.checkpoint import load_checkpoint
+    from tinynet.data import Augment, to_float
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.provenance import record
+    from tinynet.report import build_report, format_text, write_outputs
+    from tinynet.train import fit
+
+    x_tr_u8, y_tr, val, x_test_u8, y_test = data
+    x_tr, x_test = to_float(x_tr_u8), to_float(x_test_u8)
+    model = models.build(args.model, seed=seed)
+    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr)
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
@@ -163,32 +182,77 @@ def cmd_train(args):
         callbacks.append(EarlyStopping(monitor, patience=args.patience, restore_best_weights=True))
     if args.lr_decay_steps:
         callbacks.append(LearningRateScheduler(exponential_decay(args.lr, args.lr_decay_steps)))
+    augment = Augment(shift=args.augment_shift, flip=True, seed=seed) if args.augment else None
+    t0 = time.perf_counter()
+    _warm_up(model, x_tr[:2], y_tr[:2])  # compiles every kernel (Numba, CUDA) before the clock for training starts
+    jit = time.perf_counter() - t0
     if not args.quiet:
-        print(f"training {args.model} on {len(x_tr):,} images ({backend.name} backend), "
-              f"validating on {len(val[0]) if val else 0:,}, testing on {len(x_test):,}")
+        print(f"training {args.model} (seed {seed}) on {len(x_tr):,} images ({backend.name} backend), "
+              f"validating on {len(val[0]) if val else 0:,}, testing on {len(x_test):,}"
+              + (f", augmented ({augment})" if augment else ""))
     t0 = time.perf_counter()
     # A diverging run overflows in NumPy long before fit stops it with a DivergenceError naming the epoch and
     # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=val, seed=args.seed, callbacks=callbacks, verbose=not args.quiet,
-                      resume_from=args.resume)
+                      validation_data=val, seed=seed, callbacks=callbacks, verbose=not args.quiet,
+                      resume_from=args.resume, augment=augment)
     seconds = time.perf_counter() - t0
     meta = {}
     if args.select == "best" and best.exists():
         meta = load_checkpoint(best, model)
     chosen = meta["parsed"].get("epoch", len(history) - 1) + 1 if meta else len(history)
+    t0 = time.perf_counter()
     report = build_report(model, loss, x_test, y_test, x_tr, y_tr, class_names=DATASET.class_names)
+    evaluate_seconds = time.perf_counter() - t0
     text = format_text(report)
+    recipe = {k: v for k, v in vars(args).items() if k != "func" and k != "seeds"}
+    recipe.update(seed=seed, backend=backend.name)
     info = dict(model=args.model, backend=backend.name, epochs=len(history), batch_size=args.batch_size, lr=args.lr,
-                seed=args.seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
-                evaluated_epoch=chosen, selection=args.select, monitor=monitor, train_seconds=round(seconds, 1))
+                seed=seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
+                evaluated_epoch=chosen, selection=args.select, monitor=monitor, dataset=DATASET.name,
+                startup_seconds=round(startup, 2), compile_seconds=round(jit, 2), train_seconds=round(seconds, 1),
+                evaluate_seconds=round(evaluate_seconds, 1), run=record(recipe))
     files = write_outputs(out, report, history.as_dict(), info, x_test_u8, y_test, x_tr_u8, y_tr, plots=not args.no_plots)
-    print(f"\n{args.model}: test accuracy {report['test']['accuracy']:.4f}, test loss {report['test']['loss']:.4f} "
-          f"(weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
+    print(f"\n{args.model} (seed {seed}): test accuracy {report['test']['accuracy']:.4f}, test loss "
+          f"{report['test']['loss']:.4f} (weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
     print(text)
     print("wrote " + ", ".join(str(f) for f in files + ([best] if best.exists() else [])))
-    return 0
+    return {"seed": seed, "test_accuracy": report["test"]["accuracy"], "test_loss": report["test"]["loss"],
+            "metrics": str(out / "metrics.json"), "train_seconds": round(seconds, 1)}
+
+
+def _warm_up(model, x, y):
+    """One training step on a copy of the model: Numba and CUDA compile their kernels now, not in the first epoch."""
+    import copy
+
+    from tinynet.backend import get_backend
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.optim import Adam
+    from tinynet.train import train_step
+
+    twin = copy.deepcopy(model)
+    b = get_backend(twin.backend)
+    train_step(twin, SoftmaxCrossEntropy(), Adam(twin.parameters()), b.asarray(x), b.asarray(np.asarray(y)))
+    twin.predict(x)
+    b.synchronize()
+
+
+def _write_summary(args, out, seeds, results):
+    from tinynet.provenance import record, strict_json
+
+    acc = np.array([r["test_accuracy"] for r in results])
+    loss = np.array([r["test_loss"] for r in results])
+    summary = {"model": args.model, "seeds": seeds, "runs": results,
+               "test_accuracy": {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)), "min": float(acc.min()),
+                                 "max": float(acc.max())},
+               "test_loss": {"mean": float(loss.mean()), "std": float(loss.std(ddof=1))},
+               "run": record({k: v for k, v in vars(args).items() if k != "func"})}
+    path = out / "summary.json"
+    path.write_text(strict_json(summary, indent=2))
+    per_seed = ", ".join(f"seed {r['seed']}: {r['test_accuracy']:.2%}" for r in results)
+    print(f"\n{args.model} over {len(seeds)} seeds: test accuracy {acc.mean():.2%} ± {acc.std(ddof=1):.2%} "
+          f"(mean ± standard deviation; {per_seed}); wrote {path}")
 
 
 def _model_from_checkpoint(path, backend):
@@ -317,6 +381,16 @@ def cmd_inspect(args):
     return 0
 
 
+def _seed_list(text):
+    try:
+        seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0, got {text!r}")
+    return seeds
+
+
 def build_parser():
     p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
     sub = p.add_subparsers(dest="command", required=True)
@@ -335,6 +409,11 @@ def build_parser():
     s.add_argument("--batch-size", type=_int_from(1), default=32)
     s.add_argument("--lr", type=_positive_float, default=1e-3)
     s.add_argument("--seed", type=_int_from(0), default=0)
+    s.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: one run each (in OUT/seedN), and "
+                   "OUT/summary.json with the mean and standard deviation")
+    s.add_argument("--augment", action="store_true",
+                   help="random shifts (zero padding) and horizontal flips of the training images")
+    s.add_argument("--augment-shift", type=_int_from(0), default=2, help="largest shift in pixels, with --augment")
     s.add_argument("--out", help="output folder (default runs/MODEL)")
     s.add_argument("--validation", type=_int_from(0), default=10_000, help="images held out of training (0: none)")
     s.add_argument("--monitor", choices=["loss", "accuracy", "val_loss", "val_accuracy"],

@@ -29,8 +29,8 @@ class CapturedStep:
     batch runs the step directly. ``launches`` counts graph replays.
     """
 
-    def __init__(self, train_step, xp, batch_size, x_shape, dtype):
-        self.train_step, self.xp, self.batch_size = train_step, xp, batch_size
+    def __init__(self, train_step, xp, batch_size, x_shape, dtype, augment=None):
+        self.train_step, self.xp, self.batch_size, self.augment = train_step, xp, batch_size, augment
         self.stream = xp.cuda.Stream(non_blocking=True)
         self.pool = xp.cuda.MemoryPool()
         self.x = xp.empty((batch_size, *x_shape), dtype=dtype)
@@ -56,9 +56,12 @@ class CapturedStep:
 
     def __call__(self, xd, yd, idx):
         if len(idx) != self.batch_size:
-            return self.train_step(xd[idx], yd[idx])
+            xb = xd[idx] if self.augment is None else self.augment(xd[idx])
+            return self.train_step(xb, yd[idx])
         self.xp.take(xd, idx, axis=0, out=self.x)
         self.xp.take(yd, idx, axis=0, out=self.y)
+        if self.augment is not None:  # drawn on the host: outside the graph, into the graph's input buffer
+            self.x[...] = self.augment(self.x)
         if not self.warm:  # the first step compiles the kernels and creates cuBLAS's handle: not capturable
             self.warm = True
             return self.train_step(self.x, self.y)

@@ -258,3 +258,64 @@ def train_val_split(x, y, n_val: int = 10_000, seed: int = 0):
     order = np.random.default_rng(seed).permutation(len(x))
     tr, va = order[: len(x) - n_val], order[len(x) - n_val :]
     return (x[tr], y[tr]), (x[va], y[va])
+
+
+# -- augmentation -------------------------------------------------------------------------------------------------------
+class Augment:
+    """Random shifts by up to ``shift`` pixels (zero padding) and horizontal flips of image batches: the kind Keras's
+    ImageDataGenerator(width_shift_range, height_shift_range, horizontal_flip) and torchvision's RandomCrop(padding)
+    with RandomHorizontalFlip give. ``fit(..., augment=Augment(...))`` applies it to training batches only.
+
+    Each call draws three numbers per image from the counter-based generator dropout uses (call ``calls`` of
+    stream ``seed``), on the host, so every backend gets the same images for the same seed; ``rng_state()`` is
+    all a checkpoint needs to continue the same draws. The images move by exact copies: no arithmetic.
+    """
+
+    def __init__(self, shift=2, flip=True, seed=0):
+        self.shift = checks.integer(shift, "augment shift", 0)
+        self.flip = bool(flip)
+        self.seed = checks.integer(seed, "augment seed", 0)
+        self.calls = 0
+
+    def draw(self, n):
+        """(dy, dx, flip) for n images: shifts in [-shift, shift], flips as booleans (all False without flip)."""
+        from .kernels.numpy_ref import counter_bits
+
+        self.calls += 1
+        bits = counter_bits(self.seed, self.calls, 3 * n).astype(np.int64)
+        span = 2 * self.shift + 1
+        dy, dx = bits[:n] % span - self.shift, bits[n : 2 * n] % span - self.shift
+        flip = (bits[2 * n :] & 1).astype(bool) & self.flip
+        return dy, dx, flip
+
+    def __call__(self, x):
+        """A new batch like ``x`` (N, C, H, W), on the same backend, each image flipped and shifted as drawn."""
+        return shifted(x, *self.draw(len(x)))
+
+    def rng_state(self) -> dict:
+        return {"seed": self.seed, "calls": self.calls, "shift": self.shift, "flip": self.flip}
+
+    def set_rng_state(self, state: dict):
+        self.seed, self.calls = state["seed"], state["calls"]
+
+    def __repr__(self):
+        return f"Augment(shift={self.shift}, flip={self.flip}, seed={self.seed})"
+
+
+def shifted(x, dy, dx, flip):
+    """Image i of ``x`` (N, C, H, W) flipped left-right if flip[i], then moved dy[i] pixels down and dx[i] right
+    (what moves out is lost, what moves in is 0). ``dy``, ``dx``, ``flip`` are host arrays; x any backend's."""
+    from .backend import get_backend, xp_of
+
+    xp = xp_of(x)
+    n, c, h, w = x.shape
+    s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
+    xpad = xp.pad(x, ((0, 0), (0, 0), (s, s), (s, s))) if s else x
+    to_device = get_backend("cupy" if xp is not np else "numpy").asarray
+    i, j = np.arange(h)[None, :], np.arange(w)[None, :]
+    # output pixel (i, j) reads input pixel (i - dy, j - dx), or (i - dy, w - 1 - (j - dx)) when flipped
+    rows = to_device(i - dy[:, None] + s)  # (N, H), in padded coordinates
+    cols = to_device(np.where(flip[:, None], w - 1 - j + dx[:, None], j - dx[:, None]) + s)  # (N, W)
+    image, channel = to_device(np.arange(n)[:, None, None, None]), to_device(np.arange(c)[None, :, None, None])
+    return xpad[image, channel, rows[:, None, :, None], cols[:, None, None, :]]
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from . import metrics
 from .backend import to_numpy
 from .layers.softmax import softmax
+from .provenance import strict_json
 from .train import evaluate
 
 
@@ -83,7 +83,7 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
         test=report["test"], train=report.get("train"), class_names=names,
     )
     path = out_dir / "metrics.json"
-    path.write_text(json.dumps(data, indent=2))
+    path.write_text(strict_json(data, indent=2))  # strict JSON: NaN (val_loss without validation) is null
     written = [path]
     if plots:
         from . import plots as P

@@ -57,8 +57,8 @@ class History:
 class Run:
     """What callbacks see of a training run."""
 
-    def __init__(self, model, optimizer, history, rng, verbose, sync_every):
-        self.model, self.optimizer, self.history, self.rng = model, optimizer, history, rng
+    def __init__(self, model, optimizer, history, rng, verbose, sync_every, augment=None):
+        self.model, self.optimizer, self.history, self.rng, self.augment = model, optimizer, history, rng, augment
         self.verbose, self.sync_every = verbose, sync_every
         self.stop_training = False
         self.epoch = 0
@@ -155,20 +155,22 @@ def _split_validation(model, x, y, validation_data, validation_split):
     return x, y, validation_data
 
 
-def _resume(checkpoint, model, optimizer, rng):
+def _resume(checkpoint, model, optimizer, rng, augment):
     """(history, first epoch): from the checkpoint, which also restores the model, optimizer and RNG states."""
     if checkpoint is None:
         return History(), 0
-    meta = load_checkpoint(checkpoint, model, optimizer, rng)
+    meta = load_checkpoint(checkpoint, model, optimizer, rng, augment)
     start = meta["parsed"].get("epoch", -1) + 1
     # no saved history (a checkpoint written by hand): NaN for the epochs before, so history[e] stays epoch e
     return History(meta["parsed"].get("history") or {k: [math.nan] * start for k in History.KEYS}), start
 
 
-def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals):
+def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals, augment=None):
     """The function that runs one step on rows ``idx``: plainly, or replaying a captured CUDA graph."""
+
     def plain(xd, yd, idx):
-        return train_step(model, loss, optimizer, xd[idx], yd[idx], totals)
+        xb = xd[idx] if augment is None else augment(xd[idx])
+        return train_step(model, loss, optimizer, xb, yd[idx], totals)
 
     on_device = optimizer._scalars is not None  # a replay cannot run host code: t and lr must live on the device
     if cuda_graph is None:  # auto: on a GPU, with an optimizer that keeps its per-step numbers on the device
@@ -183,14 +185,14 @@ def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals)
     from .cuda_graph import CapturedStep
 
     step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend.xp, batch_size,
-                        model.input_shape, model.dtype)
+                        model.input_shape, model.dtype, augment)
     return step, step
 
 
 def fit(
     model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
     shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
-    eval_batch_size=1000, sync_every=None, cuda_graph=None,
+    eval_batch_size=1000, sync_every=None, cuda_graph=None, augment=None,
 ):
     """Train ``model`` on ``x`` (N, C, H, W) float and ``y`` (N,) int labels, on the host or the model's device.
 
@@ -201,7 +203,8 @@ def fit(
     as a captured CUDA graph (``cuda_graph=None`` decides: with Adam and at
     least 3 full batches; see tinynet/cuda_graph.py), and the loss and accuracy
     are read back every ``sync_every`` steps (default 20; 1 on the CPU).
-    Returns a :class:`History`.
+    ``augment`` (e.g. ``tinynet.data.Augment(shift=2, flip=True, seed=0)``) transforms every training batch;
+    its state is checkpointed with the rest. Returns a :class:`History`.
     """
     batch_size = positive_int(batch_size, "batch_size")
     epochs = integer(epochs, "epochs", 0)
@@ -212,14 +215,14 @@ def fit(
     backend = get_backend(model.backend)
     sync_every = positive_int(sync_every or (1 if backend.name != "cupy" else 20), "sync_every")
     rng = np.random.default_rng(seed)
-    history, start = _resume(resume_from, model, optimizer, rng)
+    history, start = _resume(resume_from, model, optimizer, rng, augment)
     callbacks = list(callbacks)
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
-    run = Run(model, optimizer, history, rng, verbose, sync_every)
+    run = Run(model, optimizer, history, rng, verbose, sync_every, augment)
     xd, yd = backend.asarray(x), backend.asarray(np.asarray(y, dtype=np.int64))
     totals = backend.xp.zeros(2, dtype=np.float64)  # summed loss, correct predictions: stay on the device
-    step, stream = _stepper(model, loss, optimizer, backend, batch_size, len(x), cuda_graph, totals)
+    step, stream = _stepper(model, loss, optimizer, backend, batch_size, len(x), cuda_graph, totals, augment)
 
     with using_backend(backend.name), _labels_checked_up_front(loss), stream:
         for c in callbacks:

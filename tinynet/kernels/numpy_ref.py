@@ -154,6 +154,13 @@ def dropout_key(seed, calls):
     return int(splitmix64(np.array([(seed + calls * GOLDEN) & _MASK64], dtype=np.uint64))[0])
 
 
+def counter_bits(seed, calls, n):
+    """n random uint64 words, 32 random bits each (the top 32 bits of splitmix64): call ``calls`` of the stream
+    ``seed``. Dropout draws the same way (in its kernels); data augmentation draws here, on the host."""
+    key = dropout_key(seed, calls)
+    return splitmix64(np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN) + np.uint64(key)) >> np.uint64(32)
+
+
 def dropout(x, seed, calls, rate):
     """x * keep / (1 - rate): element i kept when the top 32 bits of splitmix64(key + (i+1)*golden) >= rate*2^32."""
     from . import dropout_threshold

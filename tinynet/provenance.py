@@ -1,0 +1,101 @@
+"""What a recorded run needs to be reproduced and audited: the code, the software, the machine, the recipe.
+
+``record(recipe)`` gives a JSON-ready dict; ``strict_json`` writes JSON that any parser reads (NaN and
+infinity become null, as strict JSON has no such numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import optional
+
+THREAD_VARIABLES = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "NUMBA_THREADING_LAYER",
+                    "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def git_state(where=None) -> dict | None:
+    """The commit of the checkout tinynet runs from, and whether tracked files differ from it (None: not a checkout)."""
+    where = Path(where or Path(__file__).resolve().parent)
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode:
+            return None
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def _blas() -> dict | None:
+    try:
+        deps = np.show_config(mode="dicts").get("Build Dependencies", {})
+        blas = deps.get("blas", {})
+        return {"name": blas.get("name"), "version": blas.get("version")}
+    except Exception:  # an older NumPy without mode="dicts"
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def record(recipe: dict) -> dict:
+    """The code (git commit, dirty or not), versions, machine, thread settings and the full recipe of a run."""
+    from . import __version__
+
+    numba = optional.load("numba") if "numba" in sys.modules else None
+    cupy = sys.modules.get("cupy")
+    threads = {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}
+    if numba is not None:
+        threads["numba_threads"] = int(numba.get_num_threads())
+        threads["numba_threading_layer"] = str(numba.config.THREADING_LAYER)
+    return {
+        "tinynet": __version__,
+        "git": git_state(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+        "numba": getattr(numba, "__version__", None),
+        "cupy": getattr(cupy, "__version__", None),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "command": " ".join(["tinynet", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+        "recipe": recipe,
+    }
+
+
+def strict(obj):
+    """``obj`` with every NaN or infinity replaced by None (JSON's null), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (np.floating, np.integer)):
+        return strict(obj.item())
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def strict_json(obj, **kw) -> str:
+    return json.dumps(strict(obj), allow_nan=False, **kw)
