@@ -141,6 +141,17 @@ def exponential_decay(initial_lr, decay_steps):
     return schedule
 
 
+def cosine_decay(initial_lr, epochs, final_fraction=0.0):
+    """lr(epoch) = final + (initial - final) * (1 + cos(pi * epoch / epochs)) / 2: from initial_lr at epoch 0
+    down to initial_lr * final_fraction, slowly at first and at the end (Loshchilov & Hutter's SGDR, one cycle)."""
+
+    def schedule(epoch, lr=None):
+        final = initial_lr * final_fraction
+        return final + (initial_lr - final) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+    return schedule
+
+
 class TerminateOnNaN(Callback):
     """Stop with :class:`DivergenceError` as soon as the loss is NaN, infinite or above ``max_loss``.
 

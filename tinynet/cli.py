@@ -72,6 +72,8 @@ def _check_train_args(args):
         raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
     if args.monitor and args.monitor.startswith("val_") and not args.validation:
         raise UsageError(f"--monitor {args.monitor} needs validation images, but --validation is 0")
+    if args.cosine and args.lr_decay_steps:
+        raise UsageError("--cosine and --lr-decay-steps are two learning-rate schedules: choose one")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint file")
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
@@ -94,7 +96,7 @@ def cmd_gradcheck(args):
     from tinynet import models
     from tinynet.losses import SoftmaxCrossEntropy
 
-    tinynet.use_backend(args.backend)
+    backend = _backend(args.backend)
     model = models.build(args.model, seed=args.seed, dtype="float64")
     rng = np.random.default_rng(args.seed)
     x = rng.random((args.batch, *model.input_shape))
@@ -108,14 +110,17 @@ def cmd_gradcheck(args):
 
         report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
                                    progress=progress)
-    print(f"gradient check of {args.model} (float64, batch {args.batch}, loss included, backend {args.backend})")
+    print(f"gradient check of {args.model} (float64, batch {args.batch}, loss included, backend {backend.name})")
     print(report)
     return 0 if report.ok else 1
 
 
 def _backend(name):
     import tinynet
+    from tinynet import optional
 
+    if name == "auto":
+        name = "numba" if optional.available("numba") else "numpy"
     return tinynet.use_backend(name)  # BackendUnavailable (a RuntimeError) says why
 
 
@@ -162,7 +167,7 @@ def _train_one(args, backend, seed, data, out, startup):
     import time
 
     from tinynet import models
-    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, exponential_decay
+    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, cosine_decay, exponential_decay
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import Augment, to_float
     from tinynet.losses import SoftmaxCrossEntropy
@@ -182,6 +187,8 @@ def _train_one(args, backend, seed, data, out, startup):
         callbacks.append(EarlyStopping(monitor, patience=args.patience, restore_best_weights=True))
     if args.lr_decay_steps:
         callbacks.append(LearningRateScheduler(exponential_decay(args.lr, args.lr_decay_steps)))
+    if args.cosine:
+        callbacks.append(LearningRateScheduler(cosine_decay(args.lr, args.epochs, final_fraction=0.01)))
     augment = Augment(shift=args.augment_shift, flip=True, seed=seed) if args.augment else None
     t0 = time.perf_counter()
     _warm_up(model, x_tr[:2], y_tr[:2])  # compiles every kernel (Numba, CUDA) before the clock for training starts
@@ -398,7 +405,8 @@ def build_parser():
     from tinynet.backend import NAMES
 
     on_backend = argparse.ArgumentParser(add_help=False)  # options several commands share, written once
-    on_backend.add_argument("--backend", default="numpy", choices=NAMES, help="array backend (default numpy)")
+    on_backend.add_argument("--backend", default="auto", choices=("auto", *NAMES),
+                            help="array backend; auto (the default): numba when it is installed, else numpy")
     with_data = argparse.ArgumentParser(add_help=False)
     with_data.add_argument("--data", help="folder with the four .gz files (default: found or fetched, see tinynet data)")
 
@@ -421,6 +429,7 @@ def build_parser():
     s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--cosine", action="store_true", help="cosine decay of the learning rate, to 1%% of --lr at the end")
     s.add_argument("--resume", help="continue from this checkpoint")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")

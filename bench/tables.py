@@ -1,0 +1,177 @@
+"""The results in README.md and bench/RESULTS.md, generated from the recorded run files in bench/runs/.
+
+    python -m bench.tables            # rewrite the generated parts of README.md and bench/RESULTS.md
+    python -m bench.tables --check    # exit 1, listing the differences, if they disagree with the run files
+
+A generated part sits between markers: ``<!-- table:NAME -->`` ... ``<!-- /table -->`` for a table, and
+``<!-- fig:NAME -->`` ... ``<!-- /fig -->`` for one figure in a sentence. Every figure comes from a run file;
+what this script adds by hand is only the words that describe a row (a recipe, a model) and the targets,
+which the issues set. tests/test_tables.py fails when the documents disagree with the run files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "bench" / "runs"
+DOCUMENTS = (ROOT / "README.md", ROOT / "bench" / "RESULTS.md")
+
+
+def run(name):
+    return json.loads((RUNS / name).read_text())
+
+
+def pct(v):
+    return f"{100 * v:.2f}%"
+
+
+# -- accuracy -----------------------------------------------------------------------------------------------------
+# (run file, recipe in words, course result, target); a file is one metrics.json, or a summary.json of several seeds.
+ACCURACY = {
+    "history": [  # model 1's recipes, in the order they were tried (all on the test set, as the course did)
+        ("cnn_dropout02.json", "`cnn_dropout02`, Adam 1e-3", "90.74%, loss 0.2554", "≥ 91.0%"),
+        ("cnn_dropout02_decay.json", "`cnn_dropout02`, LR decay `1e-3·0.1^(epoch/10)`", "", "≥ 91.0%"),
+        ("cnn_dropout02_decay5.json", "`cnn_dropout02`, LR decay `1e-3·0.1^(epoch/5)`", "", "(decays too fast)"),
+        ("cnn_dropout02_lr2e-3_decay.json", "`cnn_dropout02`, LR decay `2e-3·0.1^(epoch/10)`", "", "≥ 91.0%"),
+        ("cnn_dropout02_lr2e-3_decay_seed1.json", "the same, seed 1", "", "≥ 91.0%"),
+        ("cnn_dropout02_lr2e-3_decay_2026-11-24.json", "the same (seed 0), re-run 2026-11-24 with faster kernels", "",
+         "≥ 91.0%"),
+        ("cnn_dropout02_lr2e-3_decay_2026-11-25.json",
+         "the same (seed 0), re-run 2026-11-25 with the counter-based dropout generator", "", "≥ 91.0%"),
+        ("cnn_dropout05_20ep.json", "`cnn_dropout05`, LR decay `1e-3·0.1^(epoch/20)`", "~92% test", "≥ 91.8%"),
+        ("cnn_dropout05.json", "`cnn_dropout05`, Adam 1e-3 (underfits: train 93.6%)", "~92% test", ""),
+        ("deep_bn_cnn_2ep.json", "`deep_bn_cnn`, 2 epochs, 50,000 / 10,000 split", "93.53%", ""),
+        ("deep_bn_cnn_20ep.json", "`deep_bn_cnn`, the course's recipe (lr 0.01, decay over 10, patience 10), "
+         "50,000 / 10,000 split", "93.53%", "≥ 93.6%"),
+    ],
+}
+
+
+def _accuracy_of(data):
+    if "runs" in data:  # a summary of several seeds
+        a = data["test_accuracy"]
+        return f"**{pct(a['mean'])}** ± {pct(a['std'])} ({len(data['runs'])} seeds)", a["mean"]
+    return pct(data["test_accuracy"]), data["test_accuracy"]
+
+
+def _met(value, target):
+    m = re.match(r"≥ ([0-9.]+)%", target)
+    if not m:
+        return target
+    return f"{target} — {'met' if value * 100 >= float(m.group(1)) else '**not met**'}"
+
+
+def accuracy_table(rows):
+    lines = ["| run | epochs | test accuracy | test loss | training time | course (Keras) | target |",
+             "|---|---|---|---|---|---|---|"]
+    for name, words, course, target in rows:
+        data = run(name)
+        acc, value = _accuracy_of(data)
+        first = data["runs"][0] if "runs" in data else data
+        one = run(Path(first["metrics"]).name) if "runs" in data and (RUNS / Path(first["metrics"]).name).exists() else data
+        loss = data["test_loss"]["mean"] if "runs" in data else data["test_loss"]
+        seconds = sum(r["train_seconds"] for r in data["runs"]) if "runs" in data else data["train_seconds"]
+        lines.append(f"| {words} | {one.get('epochs', '')} | {acc} | {loss:.4f} | {seconds:.0f} s | {course} | "
+                     f"{_met(value, target)} |")
+    return "\n".join(lines)
+
+
+# -- speed --------------------------------------------------------------------------------------------------------
+def speed_table(name):
+    """The CPU benchmark of one run file, as the README shows it."""
+    data = run(name)
+    rows = data["rows"]
+    batches = sorted({r["batch"] for r in rows})
+    lines = ["| backend | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        cells = []
+        for b in batches:
+            r = next((r for r in rows if r["backend"] == backend and r["batch"] == b), None)
+            if r is None:
+                cells.append("—")
+                continue
+            ratio = "" if backend.startswith("torch") else f", {r['vs_torch']:.2f}× PyTorch's time"
+            share = "" if backend.startswith("torch") else f", {r['peak_share']:.0%} of GEMM peak"
+            cells.append(f"{r['train_img_s']:,.0f} img/s, {r['train_s']:.1f} s{ratio}{share}")
+        label = {"torch": "PyTorch 2.13 CPU", "torch-cuda": "PyTorch CUDA"}.get(backend, backend)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def benchmark_table(name):
+    from bench.train_epoch import markdown
+
+    data = run(name)
+    for r in data["rows"]:
+        r.setdefault("model", "cnn_dropout02")
+    return markdown(data["rows"], data["meta"]["gemm_peak_gflops"])
+
+
+TABLES = {
+    "accuracy-history": lambda: accuracy_table(ACCURACY["history"]),
+    "cpu-speed": lambda: speed_table("cpu_benchmark_2026-11-25_after.json"),
+    "cpu-benchmark-before": lambda: benchmark_table("cpu_benchmark_2026-11-25_before.json"),
+    "cpu-benchmark-after": lambda: benchmark_table("cpu_benchmark_2026-11-25_after.json"),
+}
+FIGURES = {
+    "demo-accuracy": lambda: pct(run("cnn_dropout02_lr2e-3_decay_2026-11-25.json")["test_accuracy"]),
+    "demo-seconds": lambda: f"{run('cnn_dropout02_lr2e-3_decay_2026-11-25.json')['train_seconds']:.0f}",
+    "deep-accuracy": lambda: pct(run("deep_bn_cnn_20ep.json")["test_accuracy"]),
+}
+
+
+# -- rewriting the documents --------------------------------------------------------------------------------------------
+_TABLE = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(\n<!-- /table -->)", re.S)
+_FIGURE = re.compile(r"(<!-- fig:([\w-]+) -->)(.*?)(<!-- /fig -->)", re.S)
+
+
+def render(text: str) -> str:
+    def table(m):
+        if m.group(2) not in TABLES:
+            raise KeyError(f"no table named {m.group(2)!r} in bench/tables.py")
+        return m.group(1) + TABLES[m.group(2)]() + m.group(4)
+
+    def figure(m):
+        if m.group(2) not in FIGURES:
+            raise KeyError(f"no figure named {m.group(2)!r} in bench/tables.py")
+        return m.group(1) + FIGURES[m.group(2)]() + m.group(4)
+
+    return _FIGURE.sub(figure, _TABLE.sub(table, text))
+
+
+def differences(documents=DOCUMENTS) -> list[str]:
+    """Each generated part that disagrees with the run files, as 'file: what'."""
+    out = []
+    for doc in documents:
+        text = doc.read_text()
+        fresh = render(text)
+        if fresh != text:
+            for kind, pattern in (("table", _TABLE), ("fig", _FIGURE)):
+                old = {m.group(2): m.group(3) for m in pattern.finditer(text)}
+                for m in pattern.finditer(fresh):
+                    if old.get(m.group(2)) != m.group(3):
+                        out.append(f"{doc.relative_to(ROOT)}: {kind} {m.group(2)!r} differs from bench/runs")
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="do not write; exit 1 if a document disagrees")
+    args = p.parse_args(argv)
+    if args.check:
+        diff = differences()
+        print("\n".join(diff) if diff else "README.md and bench/RESULTS.md agree with bench/runs")
+        return 1 if diff else 0
+    for doc in DOCUMENTS:
+        doc.write_text(render(doc.read_text()))
+    print("rewrote the generated parts of " + ", ".join(str(d.relative_to(ROOT)) for d in DOCUMENTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

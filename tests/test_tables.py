@@ -1,0 +1,17 @@
+"""The results in README.md and bench/RESULTS.md are the recorded run files' (bench/tables.py generates them)."""
+
+from bench.tables import DOCUMENTS, differences, render
+
+
+def test_the_documents_agree_with_the_recorded_runs():
+    assert differences() == [], "run: python -m bench.tables"
+
+
+def test_a_hand_edited_figure_is_caught(tmp_path):
+    doc = tmp_path / "README.md"
+    text = DOCUMENTS[0].read_text()
+    assert "<!-- fig:demo-accuracy -->" in text and "<!-- table:accuracy-history -->" in text
+    start = text.index("<!-- fig:demo-accuracy -->") + len("<!-- fig:demo-accuracy -->")
+    end = text.index("<!-- /fig -->", start)
+    doc.write_text(text[:start] + "99.99%" + text[end:])
+    assert differences([doc]) and render(doc.read_text()) == text
