@@ -126,7 +126,7 @@ FIGURES = {
 
 
 # -- rewriting the documents --------------------------------------------------------------------------------------------
-_TABLE = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(\n<!-- /table -->)", re.S)
+_TABLE = re.compile(r"(<!-- table:([\w-]+) -->)(.*?)(<!-- /table -->)", re.S)
 _FIGURE = re.compile(r"(<!-- fig:([\w-]+) -->)(.*?)(<!-- /fig -->)", re.S)
 
 
@@ -134,7 +134,7 @@ def render(text: str) -> str:
     def table(m):
         if m.group(2) not in TABLES:
             raise KeyError(f"no table named {m.group(2)!r} in bench/tables.py")
-        return m.group(1) + TABLES[m.group(2)]() + m.group(4)
+        return m.group(1) + "\n" + TABLES[m.group(2)]() + "\n" + m.group(4)
 
     def figure(m):
         if m.group(2) not in FIGURES:
@@ -150,12 +150,12 @@ def differences(documents=DOCUMENTS) -> list[str]:
     for doc in documents:
         text = doc.read_text()
         fresh = render(text)
-        if fresh != text:
-            for kind, pattern in (("table", _TABLE), ("fig", _FIGURE)):
-                old = {m.group(2): m.group(3) for m in pattern.finditer(text)}
-                for m in pattern.finditer(fresh):
-                    if old.get(m.group(2)) != m.group(3):
-                        out.append(f"{doc.relative_to(ROOT)}: {kind} {m.group(2)!r} differs from bench/runs")
+        name = doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc
+        for kind, pattern in (("table", _TABLE), ("fig", _FIGURE)):
+            old, new = list(pattern.finditer(text)), list(pattern.finditer(fresh))
+            for a, b in zip(old, new, strict=True):
+                if a.group(3).strip() != b.group(3).strip():
+                    out.append(f"{name}: {kind} {a.group(2)!r} differs from bench/runs")
     return out
 
 
