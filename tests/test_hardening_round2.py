@@ -128,3 +128,20 @@ def test_an_optimizer_step_with_a_missing_gradient_changes_nothing(backend, make
     with pytest.raises(ValueError, match=r"dense_1.W: gradient float32\[3, 5\] does not match the parameter float32\[5, 3\]"):
         with tinynet.using_backend(backend.name):
             opt.step()
+
+
+def test_evaluation_batches_are_sized_by_the_largest_buffer():
+    """deep_bn_cnn's widest convolution makes 288 x 784 floats of columns per image: batches stay under 128 MB."""
+    from tinynet import models
+    from tinynet.train import EVAL_BUFFER_BYTES, predict_logits
+
+    model = models.build("deep_bn_cnn", seed=0)
+    assert model.largest_buffer_per_sample() == 288 * 28 * 28 * 4
+    seen = []
+    forward = model.forward
+    model.forward = lambda x, training=False: (seen.append(len(x)), forward(x, training))[1]
+    predict_logits(model, np.zeros((300, 1, 28, 28), np.float32), batch_size=1000)
+    cap = EVAL_BUFFER_BYTES // (288 * 28 * 28 * 4)
+    assert seen == [cap, cap, 300 - 2 * cap]
+    conv = model.layers[0]
+    assert conv.cols is None and conv.x is not None  # inference keeps x, not the 9x larger columns

@@ -137,6 +137,20 @@ class Sequential:
                 out[f"{layer.name}.{key}"] = p
         return out
 
+    def largest_buffer_per_sample(self) -> int:
+        """Bytes of the largest temporary a forward pass makes per sample: a convolution's im2col columns
+        (C*KH*KW by OH*OW), or a layer's output. Evaluation sizes its batches with it."""
+        if not self.built:
+            return 0
+        largest, shape = 0, self.input_shape
+        for layer in self.layers:
+            out = layer.output_shape(shape)
+            size = int(np.prod(out))
+            if hasattr(layer, "kernel") and hasattr(layer, "out_channels"):  # a convolution's columns
+                size = max(size, shape[0] * layer.kernel[0] * layer.kernel[1] * out[1] * out[2])
+            largest, shape = max(largest, size), out
+        return largest * self.dtype.itemsize
+
     def n_params(self):
         t = sum(layer.n_params()[0] for layer in self.layers)
         nt = sum(layer.n_params()[1] for layer in self.layers)
