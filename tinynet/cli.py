@@ -101,6 +101,15 @@ def cmd_gradcheck(args):
     rng = np.random.default_rng(args.seed)
     x = rng.random((args.batch, *model.input_shape))
     y = rng.integers(0, model.output_shape[0], args.batch)
+    if args.against == "torch":
+        from tinynet.interop.torch import compare_gradients
+
+        results = [compare_gradients(model, x, y, dtype) for dtype in args.dtypes.split(",")]
+        for r in results:
+            print(f"{args.model} against PyTorch's autograd ({r.dtype}, batch {args.batch}, loss included, "
+                  f"backend {backend.name})")
+            print(r, end="\n\n")
+        return 0 if all(r.ok for r in results) else 1
     with tqdm(total=len(model.parameters()) + 1, desc=f"gradcheck {args.model}", unit="tensor", leave=False,
               disable=args.quiet) as bar:
 
@@ -475,6 +484,9 @@ def build_parser():
                    help="images (BatchNorm over 2 samples would make most gradients 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--entries", type=_int_from(1), default=10, help="entries checked per tensor")
+    s.add_argument("--against", choices=("differences", "torch"), default="differences",
+                   help="the oracle: finite differences, or PyTorch's autograd on the same model and weights")
+    s.add_argument("--dtypes", default="float64,float32", help="with --against torch: the dtypes to compare in")
     s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_gradcheck)
     return p
