@@ -19,8 +19,10 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
 	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --lr-decay-steps 10 --validation 0 --select last --out runs/cnn_dropout02
 
-test: setup data  ## lint + the whole test suite (GPU tests skip without a GPU)
+test: setup data  ## lint + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
+	$(PIP) install -q -e ".[cuda-compile,torch]"
 	ruff check .
+	$(PY) -m bench.tables --check
 	$(PY) -m pytest -q
 
 bench: setup data ## CPU benchmark vs PyTorch (installs the torch 2.13 CPU wheel), results into bench/out
