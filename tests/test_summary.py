@@ -58,3 +58,14 @@ def test_the_zoo_is_tinynet_models_and_claims_no_top_level_name():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["cnn_dropout02", "False"]
+
+
+def test_every_package_of_the_library_is_installed():
+    """pyproject.toml lists the packages by hand (the zoo maps to tinynet.models): a new one must not be left out."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "tinynet").rglob("__init__.py")}
+    assert found | {"tinynet.models"} == listed
