@@ -285,6 +285,15 @@ def _model_from_checkpoint(path, backend):
     return model, meta
 
 
+def cmd_export(args):
+    from tinynet.interop.onnx import export
+
+    model, meta = _model_from_checkpoint(args.checkpoint, _backend(args.backend))
+    print(f"wrote {export(model, args.output)} ({meta['model_name']}: inference graph, Dropout left out, checked "
+          "by onnx.checker)")
+    return 0
+
+
 def cmd_evaluate(args):
     from tinynet.data import to_float
     from tinynet.losses import SoftmaxCrossEntropy
@@ -474,6 +483,11 @@ def build_parser():
     s.add_argument("--batch", type=_int_from(1), default=32)
     s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("export", parents=[on_backend], help="write a checkpoint's inference graph to an ONNX file")
+    s.add_argument("checkpoint")
+    s.add_argument("output", help="the .onnx file to write")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("models", help="list the models with parameter counts")
     s.set_defaults(func=cmd_models)
