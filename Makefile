@@ -20,7 +20,7 @@ demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print
 	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --lr-decay-steps 10 --validation 0 --select last --out runs/cnn_dropout02
 
 test: setup data  ## lint + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
-	$(PIP) install -q -e ".[cuda-compile,torch,onnx]"
+	$(PIP) install -q -e ".[cuda-compile,torch,onnx,notebooks]"
 	ruff check .
 	$(PY) -m bench.tables --check
 	$(PY) -m pytest -q
