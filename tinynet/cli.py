@@ -110,8 +110,9 @@ def cmd_gradcheck(args):
 
         report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
                                    progress=progress)
-    print(f"gradient check of {args.model} (float64, batch {args.batch}, loss included, backend {backend.name})")
-    print(report)
+    print(f"gradient check of {args.model}: float64, {args.batch} random images (pixels in [0, 1)) with random "
+          f"labels, through the loss, on the {backend.name} backend\n")
+    print(report.format(entries=args.show))
     return 0 if report.ok else 1
 
 
@@ -475,6 +476,8 @@ def build_parser():
                    help="images (BatchNorm over 2 samples would make most gradients 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--entries", type=_int_from(1), default=10, help="entries checked per tensor")
+    s.add_argument("--show", type=_int_from(0), default=3,
+                   help="checked entries per tensor printed with analytic beside numeric (0: none)")
     s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_gradcheck)
     return p
