@@ -321,7 +321,8 @@ def cmd_predict(args):
     if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
         from tinynet.plots import prediction_bars
 
-        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true)
+        source = f"test image {args.index or 0}" if args.image is None else Path(args.image).name
+        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true, source)
     names = DATASET.class_names
     print(f"predicted: {names[pred]} ({probs[pred]:.2%})" + (f"   true: {names[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
@@ -345,8 +346,8 @@ def cmd_data(args):
     if args.plots:
         from tinynet.plots import dataset_statistics, sample_grid
 
-        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png"),
-              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png"))
+        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png", "training"),
+              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png", "training"))
     return 0
 
 
