@@ -203,7 +203,7 @@ def test_the_printed_report_says_what_was_sampled_and_what_relative_error_means(
     assert "relative error = |a - n| / (|a| + |n|)" in text and "Euclidean norm" in text
     assert "Above 1e-06 a tensor fails" in text and "1e-8 or less" in text
     assert "retried with h = 1e-05 and 1e-06, then skipped and counted" in text
-    assert report.frozen_dropout == ["dropout"] and "the masks of dropout were drawn once and frozen" in text
+    assert report.frozen_dropout == ["dropout"] and "the mask of each Dropout layer (dropout) was drawn once and frozen" in text
     assert text.splitlines()[-1].endswith("PASS")  # the verdict stays the last line
 
 

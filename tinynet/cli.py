@@ -110,8 +110,8 @@ def cmd_gradcheck(args):
 
         report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
                                    progress=progress)
-    print(f"gradient check of {args.model}: float64, {args.batch} random images (pixels in [0, 1)) with random "
-          f"labels, through the loss, on the {backend.name} backend\n")
+    print(f"gradient check of {args.model} (weights drawn from seed {args.seed}) on the {backend.name} backend:\n"
+          f"float64, {args.batch} random images (pixels in [0, 1)) with random labels, through the loss\n")
     print(report.format(entries=args.show))
     return 0 if report.ok else 1
 
@@ -377,8 +377,8 @@ def cmd_inspect(args):
     except DataError:  # no data here: random pixels still show the shapes and the gradient flow
         x = rng.random((args.batch, *model.input_shape)).astype(model.dtype)
         y, source = rng.integers(0, model.output_shape[0], args.batch), "random images (no data set found)"
-    print(f"one batch of {args.batch} {source} through {what}, in training mode (dropout on, BatchNorm on the "
-          "batch's own statistics)\n")
+    print(f"one batch of {args.batch} {source} through {what},\nin training mode: Dropout drops, BatchNorm uses "
+          "the batch's own mean and variance\n")
     print(inspect_model(model, x, y))
     return 0
 

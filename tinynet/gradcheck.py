@@ -147,8 +147,8 @@ class GradcheckReport:
                          "it). A tensor whose checked entries are all 0 says 'ok (all 0)': its error of 0 compared "
                          "nothing, so check more entries or another batch.")
         if self.frozen_dropout:
-            items.append(f"Dropout: the masks of {', '.join(self.frozen_dropout)} were drawn once and frozen for the "
-                         "whole check, so every evaluation of L sees the same function.")
+            items.append(f"Dropout: the mask of each Dropout layer ({', '.join(self.frozen_dropout)}) was drawn once "
+                         "and frozen for the whole check, so every evaluation of L sees the same function.")
         return "How to read this:\n" + "\n".join(textwrap.fill(t, 116, initial_indent="- ", subsequent_indent="  ")
                                                    for t in items)
 
