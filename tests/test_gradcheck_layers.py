@@ -185,3 +185,65 @@ def test_every_model_of_the_zoo_passes_gradcheck_from_the_cli(name, capsys):
     assert main(["gradcheck", name, "--entries", "3", "--quiet"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
     assert "PASS" in out and "FAIL" not in out
+
+
+def _small_model(dropout=True):
+    layers = [Flatten(), Dense(6, seed=0), ReLU()] + ([Dropout(0.5, seed=3)] if dropout else []) + [Dense(3, seed=1)]
+    return Sequential(layers, input_shape=(1, 4, 4), dtype=np.float64, seed=0)
+
+
+def test_the_printed_report_says_what_was_sampled_and_what_relative_error_means():
+    rng = np.random.default_rng(0)
+    report = tinynet.gradcheck(_small_model(), rng.standard_normal((5, 1, 4, 4)), rng.integers(0, 3, 5),
+                               SoftmaxCrossEntropy(), max_entries=4)
+    text = str(report)
+    rows = {line.split()[0]: line for line in report.table().splitlines()[1:]}
+    assert "4 of 96" in rows["dense.W"] and "4 of 6" in rows["dense.b"] and "4 of 80" in rows["input"]
+    assert "4 of 96 entries of dense.W" in text  # the legend's example is the largest tensor of this check
+    assert "relative error = |a - n| / (|a| + |n|)" in text and "Euclidean norm" in text
+    assert "Above 1e-06 a tensor fails" in text and "1e-8 or less" in text
+    assert "retried with h = 1e-05 and 1e-06, then skipped and counted" in text
+    assert report.frozen_dropout == ["dropout"] and "the mask of each Dropout layer (dropout) was drawn once and frozen" in text
+    assert text.splitlines()[-1].endswith("PASS")  # the verdict stays the last line
+
+
+def test_analytic_beside_numeric_are_the_checked_entries_at_their_indices():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((5, 1, 4, 4)), rng.integers(0, 3, 5)
+    model, loss = _small_model(dropout=False), SoftmaxCrossEntropy()
+    report = tinynet.gradcheck(model, x, y, loss, max_entries=4, check_input=False)
+    loss.forward(model.forward(x, training=True), y)  # backprop by hand: the gradients the report must show
+    model.backward(loss.backward())
+    grads = {f"{layer.name}.{k}": host(p.grad) for layer in model.layers for k, p in layer.params.items()}
+    shown = report.side_by_side(entries=4).splitlines()[1:]
+    assert len(shown) == 4 + 4 + 4 + 3  # 4 entries of dense.W, dense.b, dense_1.W; dense_1.b has 3
+    for name, entries in report.samples.items():
+        assert len(entries) == min(4, grads[name].size) == len(set(i for i, _, _ in entries))
+        for index, a, n in entries:
+            assert a == grads[name][index] and abs(a - n) < 1e-8
+            line = next(s for s in shown if s.startswith(f"{name}[{', '.join(map(str, index))}] "))
+            printed_a, printed_n, _ = map(float, line.split()[-3:])
+            assert printed_a == pytest.approx(a, rel=1e-11, abs=1e-20)
+            assert printed_n == pytest.approx(n, rel=1e-11, abs=1e-20)
+    assert "analytic (backprop)" not in report.format(entries=0)
+
+
+def test_a_tensor_whose_checked_entries_are_all_zero_says_so():
+    model = _small_model(dropout=False)
+    model.layers[1].params["b"].data[:] = -100.0  # every ReLU is off: nothing reaches dense_1.W but zeros
+    report = tinynet.gradcheck(model, np.random.default_rng(0).standard_normal((3, 1, 4, 4)), max_entries=3)
+    rows = {line.split()[0]: line for line in report.table().splitlines()[1:]}
+    assert rows["dense_1.W"].endswith("ok (all 0)") and rows["dense_1.b"].endswith("ok")
+    assert "0 beside 0 is a true zero gradient" in str(report)
+
+
+def test_the_cli_prints_the_sample_pairs_and_the_explanation(capsys):
+    from tinynet.cli import main
+
+    assert main(["gradcheck", "cnn_dropout02", "--entries", "3", "--show", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 102,400" in out and "3 of 102,400 entries of dense.W" in out
+    assert sum(line.startswith("dense.W[") for line in out.splitlines()) == 1
+    assert "analytic (backprop)" in out and "relative error =" in out and "frozen" in out
+    assert main(["gradcheck", "cnn_dropout02", "--entries", "3", "--show", "0", "--quiet"]) == 0
+    assert "analytic (backprop)" not in capsys.readouterr().out

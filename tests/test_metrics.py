@@ -48,3 +48,17 @@ def test_bad_inputs():
         metrics.confusion_matrix(np.array([10]), np.array([0]))
     with pytest.raises(ValueError, match="integer class indices"):  # one check for every label, tinynet/checks.py
         metrics.confusion_matrix(np.array([0.0]), np.array([0]))
+
+
+def test_the_text_report_names_every_class_in_full():
+    from tinynet.data import CLASS_NAMES
+
+    cm = np.arange(100).reshape(10, 10) * 37  # up to 3,663: wider columns than the default
+    text = metrics.format_confusion_matrix(cm, CLASS_NAMES)
+    rows = text.splitlines()[1:]
+    assert [r.split("  ")[0] for r in rows] == [f"{i} {n}" for i, n in enumerate(CLASS_NAMES)]
+    assert len({len(line) for line in text.splitlines()}) == 1  # every column lines up
+    assert all(r.split()[-1] == str(cm[i, -1]) for i, r in enumerate(rows))
+    long = ["a garment with a long name", "b"]
+    table = metrics.format_report(metrics.classification_report(np.eye(2, dtype=int), long))
+    assert len({len(line) for line in table.splitlines()}) == 1  # a long name widens the column, not one row

@@ -119,8 +119,9 @@ def cmd_gradcheck(args):
 
         report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
                                    progress=progress)
-    print(f"gradient check of {args.model} (float64, batch {args.batch}, loss included, backend {backend.name})")
-    print(report)
+    print(f"gradient check of {args.model} (weights drawn from seed {args.seed}) on the {backend.name} backend:\n"
+          f"float64, {args.batch} random images (pixels in [0, 1)) with random labels, through the loss\n")
+    print(report.format(entries=args.show))
     return 0 if report.ok else 1
 
 
@@ -338,7 +339,8 @@ def cmd_predict(args):
     if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
         from tinynet.plots import prediction_bars
 
-        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true)
+        source = f"test image {args.index or 0}" if args.image is None else Path(args.image).name
+        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true, source)
     names = DATASET.class_names
     print(f"predicted: {names[pred]} ({probs[pred]:.2%})" + (f"   true: {names[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
@@ -362,47 +364,40 @@ def cmd_data(args):
     if args.plots:
         from tinynet.plots import dataset_statistics, sample_grid
 
-        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png"),
-              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png"))
+        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png", "training"),
+              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png", "training"))
     return 0
 
 
 def cmd_inspect(args):
+    """One batch through a fresh model or a checkpoint's: print tinynet.inspection's tables, legend and notes."""
     from tinynet import models
-    from tinynet.backend import to_numpy
-    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.data import DataError, load, to_float
+    from tinynet.errors import UsageError
+    from tinynet.inspection import inspect_model
 
-    _backend(args.backend)
-    model = models.build(args.model, seed=args.seed)
+    backend = _backend(args.backend)
+    if args.checkpoint:
+        model, meta = _model_from_checkpoint(args.checkpoint, backend)
+        if args.model not in (None, meta["model_name"]):
+            raise UsageError(f"{args.checkpoint} holds {meta['model_name']}, not {args.model}: give one or the other")
+        what = f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})"
+    else:
+        name = args.model or models.DEFAULT
+        if name not in models.MODELS:
+            raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
+        model, what = models.build(name, seed=args.seed), f"a fresh {name} (weights drawn from seed {args.seed})"
     rng = np.random.default_rng(args.seed)
     try:
-        from tinynet.data import load, to_float
-
         (x_u8, y), _ = load(DATASET, download=False)
-        idx = rng.choice(len(x_u8), args.batch, replace=False)
-        x, y, source = to_float(x_u8[idx]), y[idx], "Fashion-MNIST training images"
-    except Exception:
-        x = rng.random((args.batch, *model.input_shape), dtype=np.float32)
-        y, source = rng.integers(0, model.output_shape[0], args.batch), "random"
-    print(f"one batch of {args.batch} {source} through {args.model} (training mode)\n")
-    from tinynet.backend import get_backend
-
-    b = get_backend(model.backend)
-    acts, grads = {}, {}  # by layer: its output, and the loss's gradient w.r.t. that output
-    out = model.forward(b.asarray(x), training=True, trace=lambda layer, x_in, y: acts.setdefault(layer.name, to_numpy(y)))
-    loss = SoftmaxCrossEntropy()
-    value = float(loss.forward(out, b.asarray(y)))
-    model.backward(loss.backward(), trace=lambda layer, dy, dx: grads.setdefault(layer.name, to_numpy(dy)))
-    hdr = f"{'layer':<24}{'output shape':<20}{'mean':>9}{'std':>9}{'zeros':>7}{'|dL/dout|':>11}{'|dL/dW|':>10}"
-    print(hdr)
-    print("-" * len(hdr))
-    for layer in model.layers:
-        a, g = acts[layer.name], grads[layer.name]
-        pg = layer.params.get("W") or layer.params.get("gamma")
-        gw = f"{float(np.linalg.norm(to_numpy(pg.grad))):>10.2e}" if pg is not None else f"{'':>10}"
-        print(f"{layer.name:<24}{str(a.shape):<20}{a.mean():>9.3f}{a.std():>9.3f}{(a == 0).mean():>7.0%}"
-              f"{np.linalg.norm(g):>11.2e}{gw}")
-    print(f"\nloss {value:.4f} (a fresh model should be near ln 10 = 2.3026)")
+        idx = np.sort(rng.choice(len(x_u8), args.batch, replace=False))
+        x, y, source = to_float(x_u8[idx]).astype(model.dtype), y[idx], f"{DATASET.name} training images"
+    except DataError:  # no data here: random pixels still show the shapes and the gradient flow
+        x = rng.random((args.batch, *model.input_shape)).astype(model.dtype)
+        y, source = rng.integers(0, model.output_shape[0], args.batch), "random images (no data set found)"
+    print(f"one batch of {args.batch} {source} through {what},\nin training mode: Dropout drops, BatchNorm uses "
+          "the batch's own mean and variance\n")
+    print(inspect_model(model, x, y))
     return 0
 
 
@@ -479,9 +474,10 @@ def build_parser():
 
     s = sub.add_parser("inspect", parents=[on_backend],
                        help="one batch through a model: shapes, activation and gradient statistics")
-    s.add_argument("model", nargs="?", default="cnn_dropout02")
+    s.add_argument("model", nargs="?", help="a model of tinynet models (default cnn_dropout02, or the checkpoint's)")
+    s.add_argument("--checkpoint", help="inspect this trained checkpoint instead of a fresh model")
     s.add_argument("--batch", type=_int_from(1), default=32)
-    s.add_argument("--seed", type=_int_from(0), default=0)
+    s.add_argument("--seed", type=_int_from(0), default=0, help="draws the batch (and a fresh model's weights)")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("export", parents=[on_backend], help="write a checkpoint's inference graph to an ONNX file")
@@ -501,6 +497,8 @@ def build_parser():
     s.add_argument("--against", choices=("differences", "torch"), default="differences",
                    help="the oracle: finite differences, or PyTorch's autograd on the same model and weights")
     s.add_argument("--dtypes", default="float64,float32", help="with --against torch: the dtypes to compare in")
+    s.add_argument("--show", type=_int_from(0), default=3,
+                   help="checked entries per tensor printed with analytic beside numeric (0: none)")
     s.add_argument("--seed", type=_int_from(0), default=0)
     s.set_defaults(func=cmd_gradcheck)
     return p

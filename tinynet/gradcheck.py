@@ -29,6 +29,7 @@ perturbation does break is caught where it happens.
 from __future__ import annotations
 
 import copy
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,7 +78,8 @@ class GradcheckReport:
     checked: dict = field(default_factory=dict)  # name -> number of entries checked
     skipped: dict = field(default_factory=dict)  # name -> entries whose stencil crossed a kink at every step
     shapes: dict = field(default_factory=dict)
-    samples: dict = field(default_factory=dict)  # name -> [(index, analytic, numeric), ...]
+    samples: dict = field(default_factory=dict)  # name -> [(index, analytic, numeric), ...], every checked entry
+    frozen_dropout: list = field(default_factory=list)  # Dropout layers whose mask was fixed for the check
     eps: float = 1e-4  # the step asked for
     step: float = 1e-4  # the smallest step used (smaller when a kink was near)
     tolerance: float = TOLERANCE
@@ -97,22 +99,84 @@ class GradcheckReport:
         """Every checked entry agrees, and at least one tensor could be checked."""
         return self.max_error < self.tolerance and len(self.unchecked) < len(self.checked)
 
-    def __str__(self):
+    def table(self) -> str:
+        """One row per tensor: how many of its entries were checked, how many sat on a kink, the relative error."""
         w = max([len(k) for k in self.errors] + [10]) + 2
-        lines = [f"{'tensor':<{w}}{'shape':<20}{'checked':>8}{'on kink':>8}  {'rel. error':>11}  verdict"]
+        sw = max([len(str(s)) for s in self.shapes.values()] + [5]) + 2
+        lines = [f"{'tensor':<{w}}{'shape':<{sw}}{'entries checked':>18}{'on kink':>9}  {'rel. error':>10}  verdict"]
         for k, e in self.errors.items():
             verdict = "unchecked" if not self.checked[k] else "ok" if e < self.tolerance else "FAIL"
-            lines.append(f"{k:<{w}}{str(self.shapes[k]):<20}{self.checked[k]:>8}{self.skipped[k]:>8}  {e:>11.2e}  "
-                         f"{verdict}")
+            if self.checked[k] and all(a == n == 0 for _, a, n in self.samples[k]):
+                verdict += " (all 0)"  # an error of 0 from zeros compares nothing: say so
+            of = f"{self.checked[k]} of {int(np.prod(self.shapes[k])):,}"
+            lines.append(f"{k:<{w}}{str(self.shapes[k]):<{sw}}{of:>18}{self.skipped[k]:>9}  {e:>10.2e}  {verdict}")
+        return "\n".join(lines)
+
+    def side_by_side(self, entries=3) -> str:
+        """The first ``entries`` checked entries of each tensor: backprop's number beside the finite difference's."""
+        rows = [(f"{k}[{', '.join(map(str, i))}]", a, n) for k, s in self.samples.items() for i, a, n in s[:entries]]
+        if not rows:
+            return ""
+        w = max(len(r[0]) for r in rows) + 2
+        lines = [f"{'entry':<{w}}{'analytic (backprop)':>21}{'numeric (finite diff.)':>24}{'difference':>12}"]
+        lines += [f"{e:<{w}}{a:>21.12e}{n:>24.12e}{a - n:>12.1e}" for e, a, n in rows]
+        return "\n".join(lines)
+
+    def legend(self) -> str:
+        """What the columns mean and what a good result looks like, in words."""
+        retries = " and ".join(f"{self.eps * s:.0e}" for s in STEPS[1:])
         skipped = sum(self.skipped.values())
-        lines.append(
+        items = [
+            "relative error = |a - n| / (|a| + |n|): a holds the analytic gradients of a tensor's checked entries "
+            "(backprop), n the numeric ones (finite differences), and |.| is the Euclidean norm over those entries. "
+            "0 means they agree exactly, 1 that one of them is 0. In float64 a correct backward pass gives about "
+            f"1e-8 or less (the finite difference's own round-off); a bug gives 1e-3 to 1. Above {self.tolerance:.0e} "
+            "a tensor fails.",
+            f"entries checked: a random sample of each tensor's entries ({self._example_sample()}), since each entry "
+            "costs four forward passes.",
+            "numeric: (8 (L(+h) - L(-h)) - (L(+2h) - L(-2h))) / (12 h), where L(+h) is the loss (or sum(g * output) "
+            f"for a random g) with the entry moved by +h; h = {self.eps:.0e}.",
+            "on kink: a finite difference is only valid if no ReLU switches on or off and no max-pool window changes "
+            "its winner between -2h and +2h. Every evaluation compares those choices with the unperturbed pass; an "
+            f"entry whose stencil crosses one is retried with h = {retries}, then skipped and counted in this column "
+            f"({skipped} in all; the smallest step used was {self.step:.0e}).",
+        ]
+        if any(a == n == 0 for s in self.samples.values() for _, a, n in s):
+            items.append("0 beside 0 is a true zero gradient, not a failure: no path from that entry reaches the "
+                         "loss (ReLUs or dropout blocked it for every image in the batch, or no max-pool window picked "
+                         "it). A tensor whose checked entries are all 0 says 'ok (all 0)': its error of 0 compared "
+                         "nothing, so check more entries or another batch.")
+        if self.frozen_dropout:
+            items.append(f"Dropout: the mask of each Dropout layer ({', '.join(self.frozen_dropout)}) was drawn once "
+                         "and frozen for the whole check, so every evaluation of L sees the same function.")
+        return "How to read this:\n" + "\n".join(textwrap.fill(t, 116, initial_indent="- ", subsequent_indent="  ")
+                                                   for t in items)
+
+    def _example_sample(self) -> str:
+        """'10 of 102,400 entries of dense.W', for the largest tensor checked."""
+        name = max(self.shapes, key=lambda k: np.prod(self.shapes[k]), default=None)
+        if name is None:
+            return "none here"
+        return f"{self.checked[name]} of {int(np.prod(self.shapes[name])):,} entries of {name}"
+
+    def verdict(self) -> str:
+        skipped = sum(self.skipped.values())
+        return (
             f"max relative error {self.max_error:.2e} (tolerance {self.tolerance:.0e}); step {self.eps:.0e}"
             + (f" (down to {self.step:.0e} beside a kink)" if self.step < self.eps else "")
-            + (f"; {skipped} entries skipped: their stencil crossed a ReLU or max-pool kink" if skipped else "")
+            + (f"; {skipped} {'entry' if skipped == 1 else 'entries'} skipped (on a ReLU or max-pool kink)"
+               if skipped else "")
             + (f"; unchecked (every entry on a kink): {', '.join(self.unchecked)}" if self.unchecked else "")
             + f": {'PASS' if self.ok else 'FAIL'}"
         )
-        return "\n".join(lines)
+
+    def format(self, entries=3) -> str:
+        """The table, ``entries`` analytic/numeric pairs per tensor (0: none), the legend, and the verdict last."""
+        parts = [self.table(), self.side_by_side(entries) if entries else "", self.legend(), self.verdict()]
+        return "\n\n".join(p for p in parts if p)
+
+    def __str__(self):
+        return self.format()
 
 
 def _layers_of(module):
@@ -159,9 +223,11 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
 
         # One forward pass to fix the dropout masks, so every evaluation below sees the same function.
         out = m.forward(x, training=True)
+        frozen = []
         for layer in layers:
             if isinstance(layer, Dropout) and layer.last_mask() is not None:
                 layer.fixed_mask = layer.last_mask()
+                frozen.append(layer.name)
         g = backend.asarray(rng.standard_normal(out.shape))
 
         inputs = [x]  # inputs[k]: what layer k saw; a parameter of layer k only changes layers k, k+1, ...
@@ -188,12 +254,12 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
         if check_input:
             tensors["input"] = (x, to_numpy(dx).copy(), 0)
 
-        report = GradcheckReport(eps=eps, step=eps)
+        report = GradcheckReport(eps=eps, step=eps, frozen_dropout=frozen)
         for done, (name, (arr, analytic, start)) in enumerate(tensors.items()):
             if progress:
                 progress(done, len(tensors), name)
             flat = analytic.reshape(-1)
-            got_a, got_n, kinked = [], [], 0
+            got_i, got_a, got_n, kinked = [], [], [], 0
             for i in rng.permutation(flat.size)[: 3 * max_entries]:
                 if len(got_n) == min(max_entries, flat.size):
                     break
@@ -206,7 +272,8 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
                     except KinkCrossed:
                         continue
                     report.step = min(report.step, h)
-                    got_a.append(flat[i])
+                    got_i.append(tuple(int(j) for j in pos))
+                    got_a.append(float(flat[i]))
                     got_n.append(n)
                     break
                 else:
@@ -216,7 +283,7 @@ def gradcheck(module, x, y=None, loss=None, *, eps=1e-4, max_entries=40, seed=0,
             report.checked[name] = len(got_n)
             report.skipped[name] = kinked
             report.shapes[name] = tuple(arr.shape)
-            report.samples[name] = [(a, n) for a, n in zip(got_a, got_n, strict=True)][:5]
+            report.samples[name] = list(zip(got_i, got_a, got_n, strict=True))
         if progress:
             progress(len(tensors), len(tensors), "")
         return report

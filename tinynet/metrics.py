@@ -70,21 +70,29 @@ def misclassified(y_true, y_pred) -> np.ndarray:
 
 
 def format_confusion_matrix(cm, class_names) -> str:
+    """Rows: the true class, by number and full name; columns: the predicted class, by the same numbers.
+
+    Names are never cut: 'Pullo' or 'Sanda' would leave a reader guessing which class a row is.
+    """
+    cm = np.asarray(cm)
     w = max(5, len(str(int(np.max(cm)))) + 1)
-    short = [n[:w] for n in class_names]
-    lines = ["true \\ predicted".ljust(14) + "".join(f"{i:>{w}}" for i in range(len(cm)))]
-    for i, row in enumerate(cm):
-        lines.append(f"{i} {short[i]:<12}" + "".join(f"{int(v):>{w}}" for v in row))
+    rows = [f"{i} {name}" for i, name in enumerate(class_names)]
+    label = max(len(r) for r in rows + ["true \\ predicted"]) + 1
+    lines = ["true \\ predicted".ljust(label) + "".join(f"{i:>{w}}" for i in range(len(cm)))]
+    for row_label, counts in zip(rows, cm, strict=True):
+        lines.append(row_label.ljust(label) + "".join(f"{int(v):>{w}}" for v in counts))
     return "\n".join(lines)
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{'':<14}{'precision':>10}{'recall':>10}{'f1-score':>10}{'support':>10}"]
+    """The per-class table, as scikit-learn prints it; the first column fits the longest class name."""
+    n = max([len(name) + 2 for name in report["classes"]] + [14])
+    lines = [f"{'':<{n}}{'precision':>10}{'recall':>10}{'f1-score':>10}{'support':>10}"]
     for name, r in report["classes"].items():
-        lines.append(f"{name:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
+        lines.append(f"{name:<{n}}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
     total = report["macro avg"]["support"]
-    lines.append(f"{'accuracy':<14}{'':>20}{report['accuracy']:>10.4f}{total:>10}")
+    lines.append(f"{'accuracy':<{n}}{'':>20}{report['accuracy']:>10.4f}{total:>10}")
     for key in ("macro avg", "weighted avg"):
         r = report[key]
-        lines.append(f"{key:<14}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
+        lines.append(f"{key:<{n}}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}{r['support']:>10}")
     return "\n".join(lines)

@@ -93,12 +93,12 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
             P.history_curves(history, out_dir / "history.png"),
             P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), names, out_dir / "confusion_test.png",
                                 "Confusion matrix (test)"),
-            P.prediction_bars(x_test_u8[0], probs, names, out_dir / "prediction.png", y_test[0]),
-            P.sample_grid(x_test_u8, y_test, names, out_dir / "samples.png"),
+            P.prediction_bars(x_test_u8[0], probs, names, out_dir / "prediction.png", y_test[0], "test image 0"),
+            P.sample_grid(x_test_u8, y_test, names, out_dir / "samples.png", "test"),
         ]
         if "train" in report and report["train"]:
             written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), names,
                                                out_dir / "confusion_train.png", "Confusion matrix (train)"))
         if x_train_u8 is not None:
-            written.append(P.dataset_statistics(x_train_u8, y_train, names, out_dir / "dataset.png"))
+            written.append(P.dataset_statistics(x_train_u8, y_train, names, out_dir / "dataset.png", "training"))
     return written
