@@ -73,3 +73,27 @@ def test_unavailable_backend_says_why(capsys):
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "tinynet", "models"], capture_output=True, text=True)
     assert r.returncode == 0 and "cnn_dropout02" in r.stdout
+
+
+@pytest.mark.parametrize("name,extra", [("numba", "numba"), ("cupy", "cuda")])
+def test_install_hints_name_what_really_installs_it(monkeypatch, name, extra):
+    """The "tinynet" on PyPI is another project: a hint must not send anyone there."""
+    from tinynet import backend, optional
+
+    monkeypatch.setattr(optional, "available", lambda n: False)
+    monkeypatch.setattr(optional, "load", lambda n: None)
+    monkeypatch.setattr(optional, "why_unavailable", lambda n: "ImportError: no module")
+    with pytest.raises(backend.BackendUnavailable) as err:
+        backend._make(name)
+    msg = str(err.value)
+    assert f'pip install -e ".[{extra}]"' in msg and "tinynet[" not in msg
+    assert name != "cupy" or "cupy-cuda12x" in msg
+
+
+def test_no_install_hint_names_the_pypi_tinynet():
+    from pathlib import Path
+
+    import tinynet
+
+    sources = Path(tinynet.__file__).parent.rglob("*.py")
+    assert not [p.name for p in sources if "tinynet[" in p.read_text()]
