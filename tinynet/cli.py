@@ -263,16 +263,16 @@ def _write_summary(args, out, seeds, results):
 
 
 def _model_from_checkpoint(path, backend):
-    from tinynet import models
-    from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+    """The checkpoint's model (any Sequential of tinynet's layers, or a zoo model by name), checked to take the
+    data set's images and give one output per class."""
+    from tinynet.checkpoint import _load_model
+    from tinynet.errors import UsageError
 
-    meta, _, _ = read_checkpoint(path)
-    name = meta.get("model_name")
-    if name not in models.MODELS:
-        raise CheckpointError(f"{path}: model {name!r} is not one of tinynet's models")
-    model = models.build(name, dtype=meta.get("dtype", "float32"))
-    model.to(backend.name)
-    load_checkpoint(path, model)
+    model, meta = _load_model(path, backend.name)
+    image, classes = (1, *DATASET.image_shape), (DATASET.num_classes,)
+    if model.input_shape != image or model.output_shape != classes:
+        raise UsageError(f"{path}: model {model.name!r} takes inputs of shape {model.input_shape} and gives "
+                         f"{model.output_shape}; {DATASET.name} needs {image} and {classes}")
     return model, meta
 
 

@@ -124,6 +124,38 @@ class Sequential:
         checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
         return _predict_logits(self, x, batch_size)
 
+    # -- saving --------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture as JSON values, without weights: the name, input shape, dtype and each layer's class,
+        name and constructor arguments. ``Sequential.from_config(config)`` builds the same model (fresh weights)."""
+        from .layers import layer_config
+
+        if not self.built:
+            raise ValueError("get_config() needs a built model: pass input_shape or run one forward first")
+        return {"name": self.name, "input_shape": list(self.input_shape), "dtype": str(self.dtype),
+                "layers": [layer_config(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, seed=None):
+        """The model ``get_config`` describes, built, its weights freshly initialised from ``seed``."""
+        from .layers import from_config
+
+        layers = [from_config(spec) for spec in config["layers"]]
+        names = [layer.name for layer in layers]
+        model = cls(layers, dtype=config["dtype"], seed=seed, name=config["name"])
+        if len(set(names)) != len(names):
+            raise ValueError(f"the layers' names are not unique: {names}")
+        for layer, name in zip(model.layers, names, strict=True):  # the saved names, even if not Keras-style
+            layer.name = name
+        return model.build(config["input_shape"])
+
+    def save(self, path, optimizer=None, **kwargs):
+        """Save weights and architecture to a safetensors checkpoint (see tinynet.checkpoint.save_checkpoint);
+        ``tinynet.load_model(path)`` gives the model back."""
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self, optimizer, **kwargs)
+
     # -- parameters ------------------------------------------------------------
     def parameters(self):
         """Trainable parameters, in layer order."""
