@@ -202,7 +202,50 @@ def test_evaluate_reports_loss_and_accuracy():
     model, _, _ = train(epochs=4)
     x, y = tiny_data(48, 1)
     r = evaluate(model, SoftmaxCrossEntropy(), x, y)
-    assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and r["predictions"].shape == (48,)
+    assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and r["predictions"].shape == (48,)  # as when it was a dict
+    assert r.accuracy == r["accuracy"] == (r.predictions == y).mean() and r.logits.shape == (48, 3)
+    np.testing.assert_array_equal(r.predictions, r.logits.argmax(axis=1))
+    assert repr(r) == f"Evaluation(loss={r.loss:.4f}, accuracy={r.accuracy:.4f}, samples=48)"
+    with pytest.raises(KeyError):
+        r["probabilities"]
+
+
+def test_history_repr_is_one_readable_line():
+    from tinynet.train import History
+
+    assert repr(History()) == "History(0 epochs)"
+    h = History({"loss": [1.0, 0.5, 0.25], "accuracy": [0.5, 0.75, 0.875], "val_loss": [0.9, 0.4, 0.6],
+                 "val_accuracy": [0.5, 0.8, 0.7]})
+    assert repr(h) == ("History(3 epochs; last: loss 0.2500, accuracy 0.8750, val_loss 0.6000, val_accuracy 0.7000; "
+                       "best val_loss 0.4000 at epoch 2)")
+    model = tiny_model()
+    trained = fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(32), verbose=False)
+    assert math.isnan(trained.history["val_loss"][0])  # no validation: NaN, which the line leaves out
+    assert repr(trained).startswith("History(1 epoch; last: loss ") and "val" not in repr(trained)
+
+
+def test_predict_proba_gives_probabilities_and_decode_predictions_names_them():
+    from tinynet import Sequential
+    from tinynet.data import CLASS_NAMES, decode_predictions
+    from tinynet.layers import Dense, Flatten, Softmax
+    from tinynet.layers.softmax import softmax
+
+    model = tiny_model()
+    x = tiny_data(5)[0]
+    p = model.predict_proba(x)
+    assert p.dtype == np.float64 and p.shape == (5, 3)
+    np.testing.assert_allclose(p, softmax(model.predict(x).astype(np.float64)))
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    ends_in_softmax = Sequential([Flatten(), Dense(3), Softmax()], input_shape=(1, 8, 8), seed=0)
+    np.testing.assert_array_equal(ends_in_softmax.predict_proba(x), ends_in_softmax.predict(x))  # not twice
+
+    probs = np.full((2, 10), 0.05)
+    probs[0, 9], probs[0, 7], probs[1, 1] = 0.5, 0.15, 0.6
+    assert decode_predictions(probs, top=2) == [[("Ankle boot", 0.5), ("Sneaker", 0.15)],
+                                                [("Trouser", 0.6), (CLASS_NAMES[0], 0.05)]]
+    assert decode_predictions(p, top=1, class_names=["a", "b", "c"])[0][0][0] in "abc"
+    with pytest.raises(ValueError, match=r"shape \(N, 10\)"):
+        decode_predictions(p)
 
 
 def test_checkpoint_of_another_model_is_refused_with_names_and_shapes(tmp_path):

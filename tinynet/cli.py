@@ -296,7 +296,6 @@ def cmd_predict(args):
     from tinynet.data import to_float
     from tinynet.errors import UsageError
     from tinynet.images import read_image
-    from tinynet.layers.softmax import softmax
 
     if args.image is None and (args.invert or args.as_is):
         raise UsageError("--invert and --as-is apply to an --image file")
@@ -313,8 +312,7 @@ def cmd_predict(args):
         if index >= len(x_test):
             raise UsageError(f"--index must be in [0, {len(x_test) - 1}], got {index}")
         u8, true = x_test[index], int(y_test[index])
-    logits = model.predict(to_float(u8[None]).astype(model.dtype))
-    probs = np.asarray(softmax(logits.astype(np.float64)))[0]
+    probs = model.predict_proba(to_float(u8[None]).astype(model.dtype))[0]
     pred = int(probs.argmax())
     written = None
     if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot

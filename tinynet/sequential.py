@@ -124,6 +124,16 @@ class Sequential:
         checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
         return _predict_logits(self, x, batch_size)
 
+    def predict_proba(self, x, batch_size=256):
+        """Class probabilities for ``x`` (float64 on the host, each row summing to 1): the softmax of ``predict``'s
+        logits, or the outputs themselves when the model already ends with a Softmax layer.
+        ``tinynet.data.decode_predictions(p)`` names the most likely classes."""
+        from .layers import Softmax
+        from .layers.softmax import softmax
+
+        out = self.predict(x, batch_size).astype(np.float64)
+        return out if isinstance(self.layers[-1], Softmax) else softmax(out)
+
     # -- saving --------------------------------------------------------------------
     def get_config(self) -> dict:
         """The architecture as JSON values, without weights: the name, input shape, dtype and each layer's class,

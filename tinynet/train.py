@@ -53,6 +53,35 @@ class History:
     def __len__(self):
         return len(self.history["loss"])
 
+    def __repr__(self):
+        """One line: the epochs, the last epoch's figures and, with validation, the best validation loss."""
+        h, n = self.history, len(self)
+        last = ", ".join(f"{k} {h[k][-1]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                         if n and not math.isnan(h[k][-1]))
+        text = f"History({n} epoch{'s' if n != 1 else ''}" + (f"; last: {last}" if last else "")
+        val = [v if not math.isnan(v) else math.inf for v in h["val_loss"]]
+        if val and min(val) < math.inf:
+            best = val.index(min(val))
+            text += f"; best val_loss {val[best]:.4f} at epoch {best + 1}"
+        return text + ")"
+
+
+class Evaluation:
+    """What :func:`evaluate` returns: ``loss`` and ``accuracy``, and per sample the ``logits`` and the
+    ``predictions`` (class indices). Its repr is one line, not 10,000 logits; ``r["accuracy"]`` still works as it
+    did when evaluate returned a dict."""
+
+    def __init__(self, loss, accuracy, logits, predictions):
+        self.loss, self.accuracy, self.logits, self.predictions = loss, accuracy, logits, predictions
+
+    def __getitem__(self, key):
+        if key not in ("loss", "accuracy", "logits", "predictions"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __repr__(self):
+        return f"Evaluation(loss={self.loss:.4f}, accuracy={self.accuracy:.4f}, samples={len(self.logits):,})"
+
 
 class Run:
     """What callbacks see of a training run."""
@@ -112,7 +141,8 @@ def _predict_logits(model, x, batch_size):
 
 
 def evaluate(model, loss, x, y, batch_size=1000):
-    """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
+    """Loss and accuracy over (x, y) in inference mode, on the host: an :class:`Evaluation` (with the logits and
+    predictions too)."""
     _check_data(model, x)
     checks.warn_if_unscaled(x, stacklevel=2)
     return _evaluate(model, loss, x, y, batch_size)
@@ -126,7 +156,7 @@ def _evaluate(model, loss, x, y, batch_size):
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
     pred = logits.argmax(axis=1)
-    return {"loss": value, "accuracy": float((pred == y).mean()), "logits": logits, "predictions": pred}
+    return Evaluation(value, float((pred == y).mean()), logits, pred)
 
 
 @contextlib.contextmanager
