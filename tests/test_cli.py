@@ -97,3 +97,14 @@ def test_no_install_hint_names_the_pypi_tinynet():
 
     sources = Path(tinynet.__file__).parent.rglob("*.py")
     assert not [p.name for p in sources if "tinynet[" in p.read_text()]
+
+
+def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, tmp_path, capsys):
+    """Under capture stdout and stderr are not terminals: --progress auto prints one line per epoch, no bar."""
+    argv = ["train", "--epochs", "2", "--limit-train", "200", "--limit-test", "100", "--validation", "100",
+            "--backend", "numpy", "--no-plots", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "\nEpoch 1/2 - " in out and "\nEpoch 2/2 - " in out and "\r" not in out + err
+    assert main([*argv, "--quiet"]) == 0
+    assert "Epoch" not in capsys.readouterr().out

@@ -279,3 +279,43 @@ def test_softmax_helper_works_on_host_arrays_whatever_the_backend(backend):
     p = softmax(np.array([[0.0, np.log(3.0)]]))  # the report calls it on host logits
     assert isinstance(p, np.ndarray)
     np.testing.assert_allclose(p, [[0.25, 0.75]])
+
+
+def _fit_logging(verbose, epochs=2):
+    model = tiny_model()
+    return fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(32), epochs=epochs,
+               batch_size=16, validation_data=tiny_data(16, 1), verbose=verbose)
+
+
+@pytest.mark.parametrize("verbose", [True, "auto", 2, "epoch"])
+def test_fit_logs_one_line_per_epoch_when_output_is_not_a_terminal(capsys, verbose):
+    """Keras's verbose=2, and what verbose=True does in a redirected log: no progress-bar frames at all."""
+    h = _fit_logging(verbose)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 2 and err == ""
+    for epoch, line in enumerate(lines):
+        assert line.startswith(f"Epoch {epoch + 1}/2 - ") and f"loss: {h.history['loss'][epoch]:.4f}" in line
+        assert f"val_accuracy: {h.history['val_accuracy'][epoch]:.4f}" in line and line.endswith("lr: 0.001")
+
+
+@pytest.mark.parametrize("verbose,terminal", [(True, True), ("auto", True), (1, False), ("bar", False)])
+def test_fit_draws_a_progress_bar_on_a_terminal_or_when_asked(capsys, monkeypatch, verbose, terminal):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    _fit_logging(verbose)
+    out, err = capsys.readouterr()
+    assert out == "" and "Epoch 2/2" in err and "batch" in err
+
+
+@pytest.mark.parametrize("verbose", [False, 0, "quiet", None])
+def test_fit_is_quiet_when_told(capsys, verbose):
+    _fit_logging(verbose)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("verbose", ["loud", 3, "", [1]])
+def test_fit_refuses_an_unknown_logging_mode(verbose):
+    with pytest.raises(ValueError, match="verbose must be True or 'auto'"):
+        _fit_logging(verbose)

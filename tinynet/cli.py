@@ -202,7 +202,8 @@ def _train_one(args, backend, seed, data, out, startup):
     # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=val, seed=seed, callbacks=callbacks, verbose=not args.quiet,
+                      validation_data=val, seed=seed, callbacks=callbacks,
+                      verbose="quiet" if args.quiet else args.progress,
                       resume_from=args.resume, augment=augment)
     seconds = time.perf_counter() - t0
     meta = {}
@@ -432,7 +433,9 @@ def build_parser():
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
     s.add_argument("--no-plots", action="store_true")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--progress", choices=["auto", "bar", "epoch"], default="auto",
+                   help="a progress bar, or one line per epoch; auto: the bar on a terminal, lines otherwise")
+    s.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", parents=[on_backend, with_data], help="evaluate a checkpoint on the test set")
