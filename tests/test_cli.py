@@ -99,12 +99,23 @@ def test_no_install_hint_names_the_pypi_tinynet():
     assert not [p.name for p in sources if "tinynet[" in p.read_text()]
 
 
-def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, tmp_path, capsys):
-    """Under capture stdout and stderr are not terminals: --progress auto prints one line per epoch, no bar."""
+def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, tmp_path, capsys, monkeypatch):
+    """Under capture stdout and stderr are not terminals: --progress auto prints one line per epoch, no bar.
+    --csv-log writes history.csv, --reduce-lr-on-plateau adds the callback before the checkpoint's."""
+    import tinynet.train
+    from tinynet.callbacks import ModelCheckpoint, ReduceLROnPlateau
+
+    given, fit = [], tinynet.train.fit
+    monkeypatch.setattr(tinynet.train, "fit", lambda *a, **k: given.append(k["callbacks"]) or fit(*a, **k))
     argv = ["train", "--epochs", "2", "--limit-train", "200", "--limit-test", "100", "--validation", "100",
             "--backend", "numpy", "--no-plots", "--out", str(tmp_path)]
-    assert main(argv) == 0
+    assert main([*argv, "--csv-log", "--reduce-lr-on-plateau", "3"]) == 0
     out, err = capsys.readouterr()
     assert "\nEpoch 1/2 - " in out and "\nEpoch 2/2 - " in out and "\r" not in out + err
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds" and len(lines) == 3
+    plateau, checkpoint = given[0][:2]
+    assert isinstance(plateau, ReduceLROnPlateau) and isinstance(checkpoint, ModelCheckpoint)
+    assert (plateau.patience, plateau.monitor, plateau.factor) == (3, "val_loss", 0.1)
     assert main([*argv, "--quiet"]) == 0
     assert "Epoch" not in capsys.readouterr().out

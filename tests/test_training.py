@@ -319,3 +319,101 @@ def test_fit_is_quiet_when_told(capsys, verbose):
 def test_fit_refuses_an_unknown_logging_mode(verbose):
     with pytest.raises(ValueError, match="verbose must be True or 'auto'"):
         _fit_logging(verbose)
+
+
+class _Optimizer:
+    lr = 1.0
+
+
+class _Run:
+    """What ReduceLROnPlateau sees of a run."""
+
+    def __init__(self):
+        self.optimizer, self.messages = _Optimizer(), []
+
+    def log(self, msg):
+        self.messages.append(msg)
+
+
+def test_reduce_lr_on_plateau_follows_keras_step_by_step():
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    cb = ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_delta=0.01, min_lr=0.2, cooldown=1)
+    run = _Run()
+    cb.on_train_begin(run)
+    lrs = []
+    for epoch, value in enumerate([1.0, 1.0, 0.995, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]):
+        cb.on_epoch_end(epoch, {"val_loss": value}, run)
+        lrs.append(run.optimizer.lr)
+    # 0.995 is not better than 1.0 by more than min_delta; after each cut one epoch of cooldown, then patience again;
+    # 0.125 is below min_lr, so 0.2; and a rate at min_lr stays there
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]
+    assert run.messages[0] == "ReduceLROnPlateau: val_loss has not improved for 2 epochs; learning rate 1 -> 0.5"
+
+    up = ReduceLROnPlateau("val_accuracy", patience=1)  # "acc" in the name: higher is better, as in Keras
+    up.on_train_begin(run)
+    for epoch, value in enumerate([0.5, 0.6, 0.6]):
+        up.on_epoch_end(epoch, {"val_accuracy": value}, run)
+    assert run.optimizer.lr == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("kw", [dict(factor=1.0), dict(factor=0), dict(patience=-1), dict(min_lr=-1),
+                                dict(min_delta=-0.1), dict(mode="up")])
+def test_reduce_lr_on_plateau_refuses_bad_arguments(kw):
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    with pytest.raises(ValueError):
+        ReduceLROnPlateau(**kw)
+
+
+def test_reduce_lr_on_plateau_in_fit():
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    # nothing improves by 10 after the first epoch: the rate halves at the end of every epoch from the second
+    _, opt, h = train(epochs=4, callbacks=[ReduceLROnPlateau("loss", factor=0.5, patience=1, min_delta=10)])
+    assert h.history["lr"] == [0.01, 0.01, 0.005, 0.0025] and opt.lr == 0.00125
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_csv_logger_writes_a_header_and_one_row_per_epoch(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    _, _, h = train(epochs=3, callbacks=[CSVLogger(tmp_path / "log.csv")])
+    rows = _csv(tmp_path / "log.csv")
+    assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"] and len(rows) == 4
+    for epoch, row in enumerate(rows[1:]):
+        assert int(row[0]) == epoch
+        assert [float(v) for v in row[1:]] == [h.history[k][epoch] for k in rows[0][1:]]
+    train(epochs=1, callbacks=[CSVLogger(tmp_path / "log.csv")])  # a new run starts a new file
+    assert len(_csv(tmp_path / "log.csv")) == 2
+    train(epochs=1, callbacks=[CSVLogger(tmp_path / "log.csv", append=True)])  # Keras's append: the header once
+    assert [r[0] for r in _csv(tmp_path / "log.csv")] == ["epoch", "0", "0"]
+
+
+def test_csv_logger_appends_on_resume_and_drops_epochs_the_checkpoint_lacks(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    ck, log = tmp_path / "ck.safetensors", tmp_path / "log.csv"
+    train(epochs=2, callbacks=[ModelCheckpoint(ck, "loss", save_best_only=False), CSVLogger(log)])
+    first = _csv(log)
+    with open(log, "a") as f:
+        f.write("2,9,9,9,9,9,9\n")  # an epoch the run finished after its last checkpoint, then it was killed
+    _, _, h = train(epochs=4, callbacks=[CSVLogger(log)], resume_from=ck)
+    rows = _csv(log)
+    assert rows[:3] == first and [r[0] for r in rows] == ["epoch", "0", "1", "2", "3"]
+    assert [float(r[1]) for r in rows[1:]] == h.history["loss"]
+
+
+def test_csv_logger_will_not_append_to_another_csv(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    (tmp_path / "other.csv").write_text("name,price\napple,1\n")
+    with pytest.raises(ValueError, match="is not a CSV log with the columns epoch,loss"):
+        train(epochs=1, callbacks=[CSVLogger(tmp_path / "other.csv", append=True)])
+    assert (tmp_path / "other.csv").read_text() == "name,price\napple,1\n"

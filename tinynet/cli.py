@@ -72,8 +72,10 @@ def _check_train_args(args):
         raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
     if args.monitor and args.monitor.startswith("val_") and not args.validation:
         raise UsageError(f"--monitor {args.monitor} needs validation images, but --validation is 0")
-    if args.cosine and args.lr_decay_steps:
-        raise UsageError("--cosine and --lr-decay-steps are two learning-rate schedules: choose one")
+    schedules = [flag for flag, given in (("--cosine", args.cosine), ("--lr-decay-steps", args.lr_decay_steps),
+                                          ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau is not None)) if given]
+    if len(schedules) > 1:
+        raise UsageError(f"{' and '.join(schedules)} are each a learning-rate schedule: choose one")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint file")
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
@@ -167,7 +169,15 @@ def _train_one(args, backend, seed, data, out, startup):
     import time
 
     from tinynet import models
-    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, cosine_decay, exponential_decay
+    from tinynet.callbacks import (
+        CSVLogger,
+        EarlyStopping,
+        LearningRateScheduler,
+        ModelCheckpoint,
+        ReduceLROnPlateau,
+        cosine_decay,
+        exponential_decay,
+    )
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import Augment, to_float
     from tinynet.losses import SoftmaxCrossEntropy
@@ -183,6 +193,10 @@ def _train_one(args, backend, seed, data, out, startup):
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
+    if args.reduce_lr_on_plateau is not None:  # first: the checkpoint of an epoch then holds the rate to go on with
+        callbacks.insert(0, ReduceLROnPlateau(monitor, patience=args.reduce_lr_on_plateau))
+    if args.csv_log:
+        callbacks.append(CSVLogger(out / "history.csv"))
     if args.patience is not None:
         callbacks.append(EarlyStopping(monitor, patience=args.patience, restore_best_weights=True))
     if args.lr_decay_steps:
@@ -429,6 +443,11 @@ def build_parser():
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
     s.add_argument("--cosine", action="store_true", help="cosine decay of the learning rate, to 1%% of --lr at the end")
+    s.add_argument("--reduce-lr-on-plateau", type=_int_from(0), metavar="PATIENCE",
+                   help="divide the learning rate by 10 after PATIENCE epochs without improvement of the --monitor "
+                   "metric (Keras's ReduceLROnPlateau)")
+    s.add_argument("--csv-log", action="store_true",
+                   help="write OUT/history.csv, one row per epoch as it ends (appended to on --resume)")
     s.add_argument("--resume", help="continue from this checkpoint")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
