@@ -109,8 +109,9 @@ def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, 
     monkeypatch.setattr(tinynet.train, "fit", lambda *a, **k: given.append(k["callbacks"]) or fit(*a, **k))
     argv = ["train", "--epochs", "2", "--limit-train", "200", "--limit-test", "100", "--validation", "100",
             "--backend", "numpy", "--no-plots", "--out", str(tmp_path)]
-    assert main([*argv, "--csv-log", "--reduce-lr-on-plateau", "3"]) == 0
+    assert main([*argv, "--csv-log", "--reduce-lr-on-plateau", "3", "--limit-val", "40"]) == 0
     out, err = capsys.readouterr()
+    assert "validating on 40," in out and json.loads((tmp_path / "metrics.json").read_text())["validation_images"] == 40
     assert "\nEpoch 1/2 - " in out and "\nEpoch 2/2 - " in out and "\r" not in out + err
     lines = (tmp_path / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds" and len(lines) == 3
@@ -119,3 +120,20 @@ def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, 
     assert (plateau.patience, plateau.monitor, plateau.factor) == (3, "val_loss", 0.1)
     assert main([*argv, "--quiet"]) == 0
     assert "Epoch" not in capsys.readouterr().out
+
+
+def test_version_and_help_with_defaults_and_examples(capsys):
+    import tinynet
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"tinynet {tinynet.__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal's width
+    assert "epochs to train (default: 10)" in text and "(default: auto)" in text and "(default: 10000)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "\nexamples:\n  tinynet train --epochs 1 --limit-train 1000 --limit-val 500 --limit-test 500" in out

@@ -16,8 +16,37 @@ DATASET = FASHION_MNIST  # the application's data set: its class names, image si
 _STARTED = __import__("time").perf_counter()  # about when the process started: startup_seconds counts from here
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default (but not None or False: options without a value to show), and keeps the
+    lines of a text written on several lines (the examples) as they are."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+EXAMPLES = """examples:
+  tinynet train --epochs 1 --limit-train 1000 --limit-val 500 --limit-test 500   # a quick smoke test
+  tinynet train --model cnn_dropout05 --epochs 20 --lr-decay-steps 20 --out runs/m2
+  tinynet train --reduce-lr-on-plateau 2 --csv-log --progress epoch > train.log
+  tinynet evaluate runs/m2/best.safetensors
+  tinynet predict runs/m2/best.safetensors --index 169 --plot p.png
+  tinynet gradcheck deep_bn_cnn
+"""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad argument reported like every other error: one line, status 2."""
+    """argparse, with a bad argument reported like every other error: one line, status 2; --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)  # add_parser makes the subcommands' parsers of this class too
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"tinynet: error: {message} (see {self.prog} --help)\n")
@@ -76,6 +105,8 @@ def _check_train_args(args):
                                           ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau is not None)) if given]
     if len(schedules) > 1:
         raise UsageError(f"{' and '.join(schedules)} are each a learning-rate schedule: choose one")
+    if args.limit_val and not args.validation:
+        raise UsageError("--limit-val needs validation images, but --validation is 0")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint file")
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
@@ -156,6 +187,8 @@ def cmd_train(args):
             x_tr_u8, y_tr, x_val_u8, y_val = x_all, y_all, None, None
         if args.limit_train:
             x_tr_u8, y_tr = x_tr_u8[: args.limit_train], y_tr[: args.limit_train]
+        if args.limit_val and x_val_u8 is not None:
+            x_val_u8, y_val = x_val_u8[: args.limit_val], y_val[: args.limit_val]
         data = (x_tr_u8, y_tr, (to_float(x_val_u8), y_val) if x_val_u8 is not None else None, x_test_u8, y_test)
         run_dir = out if len(seeds) == 1 else out / f"seed{seed}"
         results.append(_train_one(args, backend, seed, data, run_dir, startup=time.perf_counter() - _STARTED))
@@ -412,24 +445,28 @@ def _seed_list(text):
 
 
 def build_parser():
-    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
+    import tinynet
+
+    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy", epilog=EXAMPLES)
+    p.add_argument("--version", action="version", version=f"tinynet {tinynet.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     from tinynet.backend import NAMES
 
     on_backend = argparse.ArgumentParser(add_help=False)  # options several commands share, written once
     on_backend.add_argument("--backend", default="auto", choices=("auto", *NAMES),
-                            help="array backend; auto (the default): numba when it is installed, else numpy")
+                            help="array backend; auto: numba when it is installed, else numpy")
     with_data = argparse.ArgumentParser(add_help=False)
     with_data.add_argument("--data", help="folder with the four .gz files (default: found or fetched, see tinynet data)")
 
-    s = sub.add_parser("train", parents=[on_backend, with_data],
+    s = sub.add_parser("train", parents=[on_backend, with_data], epilog=EXAMPLES,
                        help="train a model on Fashion-MNIST, then print and save the report")
-    s.add_argument("--model", default="cnn_dropout02")
-    s.add_argument("--epochs", type=_int_from(1), default=10)
-    s.add_argument("--batch-size", type=_int_from(1), default=32)
-    s.add_argument("--lr", type=_positive_float, default=1e-3)
-    s.add_argument("--seed", type=_int_from(0), default=0)
+    s.add_argument("--model", default="cnn_dropout02", help="one of the models of tinynet models")
+    s.add_argument("--epochs", type=_int_from(1), default=10, help="epochs to train")
+    s.add_argument("--batch-size", type=_int_from(1), default=32, help="images per step")
+    s.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
+    s.add_argument("--seed", type=_int_from(0), default=0,
+                   help="seed of the weights, the validation split, the shuffling and dropout")
     s.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: one run each (in OUT/seedN), and "
                    "OUT/summary.json with the mean and standard deviation")
     s.add_argument("--augment", action="store_true",
@@ -450,8 +487,9 @@ def build_parser():
                    help="write OUT/history.csv, one row per epoch as it ends (appended to on --resume)")
     s.add_argument("--resume", help="continue from this checkpoint")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
+    s.add_argument("--limit-val", type=_int_from(1), help="use only the first N validation images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
-    s.add_argument("--no-plots", action="store_true")
+    s.add_argument("--no-plots", action="store_true", help="write no plots")
     s.add_argument("--progress", choices=["auto", "bar", "epoch"], default="auto",
                    help="a progress bar, or one line per epoch; auto: the bar on a terminal, lines otherwise")
     s.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
