@@ -312,6 +312,18 @@ BAD_METADATA = [
         "{}", '"abc"', '{"bit_generator": "seed"}', _pcg(state=-1), _pcg(inc=2**200), _pcg(inc=1.5), _pcg(state=True),
         _pcg(uinteger=-3), _pcg(uinteger=None), _pcg(extra=1), _pcg(bit_generator="MT19937"),
         MT19937]  # a valid MT19937 state: but fit's generator is a PCG64
+] + [
+    ("architecture", v) for v in [
+        "nope", "[]", '{"layers": []}', '[{"class_name": "ReLU"}]', '[{"class_name": "Lambda", "name": "l", "config": {}}]',
+        '[{"class_name": "Layer", "name": "l", "config": {}}]', '[{"class_name": "__init__", "name": "l", "config": {}}]',
+        '[{"class_name": "ReLU", "name": "", "config": {}}]', '[{"class_name": "ReLU", "name": "r", "config": []}]',
+        '[{"class_name": "Conv2D", "name": "c", "config": {"out_channels": -1, "kernel_size": 3}}]',
+        '[{"class_name": "Conv2D", "name": "c", "config": {"out_channels": 4, "kernel_size": 1.5}}]',
+        '[{"class_name": "Conv2D", "name": "c", "config": {"out_channels": 4, "kernel_size": 3, "activation": "relu"}}]',
+        '[{"class_name": "Conv2D", "name": "c", "config": {"out_channels": 4, "kernel_size": 9}}]',  # 9x9 on 8x8
+        '[{"class_name": "Dense", "name": "d", "config": {"out_features": 3}}]',  # Dense on (1, 8, 8) samples
+        '[{"class_name": "ReLU", "name": "r", "config": {}}, {"class_name": "ReLU", "name": "r", "config": {}}]',
+        '[{"class_name": "ReLU", "name": "r", "config": {"self": 1}}]', "[" * 100_000]
 ]
 
 

@@ -73,3 +73,67 @@ def test_unavailable_backend_says_why(capsys):
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "tinynet", "models"], capture_output=True, text=True)
     assert r.returncode == 0 and "cnn_dropout02" in r.stdout
+
+
+@pytest.mark.parametrize("name,extra", [("numba", "numba"), ("cupy", "cuda")])
+def test_install_hints_name_what_really_installs_it(monkeypatch, name, extra):
+    """The "tinynet" on PyPI is another project: a hint must not send anyone there."""
+    from tinynet import backend, optional
+
+    monkeypatch.setattr(optional, "available", lambda n: False)
+    monkeypatch.setattr(optional, "load", lambda n: None)
+    monkeypatch.setattr(optional, "why_unavailable", lambda n: "ImportError: no module")
+    with pytest.raises(backend.BackendUnavailable) as err:
+        backend._make(name)
+    msg = str(err.value)
+    assert f'pip install -e ".[{extra}]"' in msg and "tinynet[" not in msg
+    assert name != "cupy" or "cupy-cuda12x" in msg
+
+
+def test_no_install_hint_names_the_pypi_tinynet():
+    from pathlib import Path
+
+    import tinynet
+
+    sources = Path(tinynet.__file__).parent.rglob("*.py")
+    assert not [p.name for p in sources if "tinynet[" in p.read_text()]
+
+
+def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, tmp_path, capsys, monkeypatch):
+    """Under capture stdout and stderr are not terminals: --progress auto prints one line per epoch, no bar.
+    --csv-log writes history.csv, --reduce-lr-on-plateau adds the callback before the checkpoint's."""
+    import tinynet.train
+    from tinynet.callbacks import ModelCheckpoint, ReduceLROnPlateau
+
+    given, fit = [], tinynet.train.fit
+    monkeypatch.setattr(tinynet.train, "fit", lambda *a, **k: given.append(k["callbacks"]) or fit(*a, **k))
+    argv = ["train", "--epochs", "2", "--limit-train", "200", "--limit-test", "100", "--validation", "100",
+            "--backend", "numpy", "--no-plots", "--out", str(tmp_path)]
+    assert main([*argv, "--csv-log", "--reduce-lr-on-plateau", "3", "--limit-val", "40"]) == 0
+    out, err = capsys.readouterr()
+    assert "validating on 40," in out and json.loads((tmp_path / "metrics.json").read_text())["validation_images"] == 40
+    assert "\nEpoch 1/2 - " in out and "\nEpoch 2/2 - " in out and "\r" not in out + err
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds" and len(lines) == 3
+    plateau, checkpoint = given[0][:2]
+    assert isinstance(plateau, ReduceLROnPlateau) and isinstance(checkpoint, ModelCheckpoint)
+    assert (plateau.patience, plateau.monitor, plateau.factor) == (3, "val_loss", 0.1)
+    assert main([*argv, "--quiet"]) == 0
+    assert "Epoch" not in capsys.readouterr().out
+
+
+def test_version_and_help_with_defaults_and_examples(capsys):
+    import tinynet
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"tinynet {tinynet.__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal's width
+    assert "epochs to train (default: 10)" in text and "(default: auto)" in text and "(default: 10000)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "\nexamples:\n  tinynet train --epochs 1 --limit-train 1000 --limit-val 500 --limit-test 500" in out

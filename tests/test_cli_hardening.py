@@ -161,11 +161,14 @@ def test_out_naming_an_existing_file_is_refused_up_front(tmp_path, no_work, caps
         (["--lr", "nan"], "argument --lr: must be a positive finite number, got nan"),
         (["--limit-train", "0"], "argument --limit-train: must be a positive integer, got 0"),
         (["--limit-test", "-5"], "argument --limit-test: must be a positive integer, got -5"),
+        (["--limit-val", "0"], "argument --limit-val: must be a positive integer, got 0"),
         (["--validation", "-1"], "argument --validation: must be an integer >= 0, got -1"),
         (["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
         (["--patience", "-1"], "argument --patience: must be an integer >= 0, got -1"),
         (["--lr-decay-steps", "0"], "argument --lr-decay-steps: must be a positive finite number, got 0"),
         (["--monitor", "val_acc"], "argument --monitor: invalid choice: 'val_acc'"),
+        (["--reduce-lr-on-plateau", "-1"], "argument --reduce-lr-on-plateau: must be an integer >= 0, got -1"),
+        (["--progress", "dots"], "argument --progress: invalid choice: 'dots'"),
     ],
 )
 def test_bad_numbers_and_choices_are_one_line_at_parse_time(no_work, capsys, argv, expect):
@@ -182,6 +185,9 @@ def test_bad_numbers_and_choices_are_one_line_at_parse_time(no_work, capsys, arg
         (["--model", "resnet"], "unknown model 'resnet'; choose one of: cnn_dropout02"),
         (["--monitor", "val_loss", "--validation", "0"], "--monitor val_loss needs validation images"),
         (["--resume", "no/such.safetensors"], "--resume no/such.safetensors: no such checkpoint file"),
+        (["--cosine", "--lr-decay-steps", "10"], "--cosine and --lr-decay-steps are each a learning-rate schedule"),
+        (["--reduce-lr-on-plateau", "2", "--cosine"], "--cosine and --reduce-lr-on-plateau are each a learning-rate"),
+        (["--limit-val", "10", "--validation", "0"], "--limit-val needs validation images, but --validation is 0"),
     ],
 )
 def test_inconsistent_arguments_are_refused_up_front(tmp_path, no_work, capsys, argv, expect):

@@ -202,7 +202,50 @@ def test_evaluate_reports_loss_and_accuracy():
     model, _, _ = train(epochs=4)
     x, y = tiny_data(48, 1)
     r = evaluate(model, SoftmaxCrossEntropy(), x, y)
-    assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and r["predictions"].shape == (48,)
+    assert 0 <= r["accuracy"] <= 1 and r["loss"] > 0 and r["predictions"].shape == (48,)  # as when it was a dict
+    assert r.accuracy == r["accuracy"] == (r.predictions == y).mean() and r.logits.shape == (48, 3)
+    np.testing.assert_array_equal(r.predictions, r.logits.argmax(axis=1))
+    assert repr(r) == f"Evaluation(loss={r.loss:.4f}, accuracy={r.accuracy:.4f}, samples=48)"
+    with pytest.raises(KeyError):
+        r["probabilities"]
+
+
+def test_history_repr_is_one_readable_line():
+    from tinynet.train import History
+
+    assert repr(History()) == "History(0 epochs)"
+    h = History({"loss": [1.0, 0.5, 0.25], "accuracy": [0.5, 0.75, 0.875], "val_loss": [0.9, 0.4, 0.6],
+                 "val_accuracy": [0.5, 0.8, 0.7]})
+    assert repr(h) == ("History(3 epochs; last: loss 0.2500, accuracy 0.8750, val_loss 0.6000, val_accuracy 0.7000; "
+                       "best val_loss 0.4000 at epoch 2)")
+    model = tiny_model()
+    trained = fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(32), verbose=False)
+    assert math.isnan(trained.history["val_loss"][0])  # no validation: NaN, which the line leaves out
+    assert repr(trained).startswith("History(1 epoch; last: loss ") and "val" not in repr(trained)
+
+
+def test_predict_proba_gives_probabilities_and_decode_predictions_names_them():
+    from tinynet import Sequential
+    from tinynet.data import CLASS_NAMES, decode_predictions
+    from tinynet.layers import Dense, Flatten, Softmax
+    from tinynet.layers.softmax import softmax
+
+    model = tiny_model()
+    x = tiny_data(5)[0]
+    p = model.predict_proba(x)
+    assert p.dtype == np.float64 and p.shape == (5, 3)
+    np.testing.assert_allclose(p, softmax(model.predict(x).astype(np.float64)))
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    ends_in_softmax = Sequential([Flatten(), Dense(3), Softmax()], input_shape=(1, 8, 8), seed=0)
+    np.testing.assert_array_equal(ends_in_softmax.predict_proba(x), ends_in_softmax.predict(x))  # not twice
+
+    probs = np.full((2, 10), 0.05)
+    probs[0, 9], probs[0, 7], probs[1, 1] = 0.5, 0.15, 0.6
+    assert decode_predictions(probs, top=2) == [[("Ankle boot", 0.5), ("Sneaker", 0.15)],
+                                                [("Trouser", 0.6), (CLASS_NAMES[0], 0.05)]]
+    assert decode_predictions(p, top=1, class_names=["a", "b", "c"])[0][0][0] in "abc"
+    with pytest.raises(ValueError, match=r"shape \(N, 10\)"):
+        decode_predictions(p)
 
 
 def test_checkpoint_of_another_model_is_refused_with_names_and_shapes(tmp_path):
@@ -236,3 +279,141 @@ def test_softmax_helper_works_on_host_arrays_whatever_the_backend(backend):
     p = softmax(np.array([[0.0, np.log(3.0)]]))  # the report calls it on host logits
     assert isinstance(p, np.ndarray)
     np.testing.assert_allclose(p, [[0.25, 0.75]])
+
+
+def _fit_logging(verbose, epochs=2):
+    model = tiny_model()
+    return fit(model, SoftmaxCrossEntropy(), Adam(model.parameters()), *tiny_data(32), epochs=epochs,
+               batch_size=16, validation_data=tiny_data(16, 1), verbose=verbose)
+
+
+@pytest.mark.parametrize("verbose", [True, "auto", 2, "epoch"])
+def test_fit_logs_one_line_per_epoch_when_output_is_not_a_terminal(capsys, verbose):
+    """Keras's verbose=2, and what verbose=True does in a redirected log: no progress-bar frames at all."""
+    h = _fit_logging(verbose)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 2 and err == ""
+    for epoch, line in enumerate(lines):
+        assert line.startswith(f"Epoch {epoch + 1}/2 - ") and f"loss: {h.history['loss'][epoch]:.4f}" in line
+        assert f"val_accuracy: {h.history['val_accuracy'][epoch]:.4f}" in line and line.endswith("lr: 0.001")
+
+
+@pytest.mark.parametrize("verbose,terminal", [(True, True), ("auto", True), (1, False), ("bar", False)])
+def test_fit_draws_a_progress_bar_on_a_terminal_or_when_asked(capsys, monkeypatch, verbose, terminal):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    _fit_logging(verbose)
+    out, err = capsys.readouterr()
+    assert out == "" and "Epoch 2/2" in err and "batch" in err
+
+
+@pytest.mark.parametrize("verbose", [False, 0, "quiet", None])
+def test_fit_is_quiet_when_told(capsys, verbose):
+    _fit_logging(verbose)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("verbose", ["loud", 3, "", [1]])
+def test_fit_refuses_an_unknown_logging_mode(verbose):
+    with pytest.raises(ValueError, match="verbose must be True or 'auto'"):
+        _fit_logging(verbose)
+
+
+class _Optimizer:
+    lr = 1.0
+
+
+class _Run:
+    """What ReduceLROnPlateau sees of a run."""
+
+    def __init__(self):
+        self.optimizer, self.messages = _Optimizer(), []
+
+    def log(self, msg):
+        self.messages.append(msg)
+
+
+def test_reduce_lr_on_plateau_follows_keras_step_by_step():
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    cb = ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_delta=0.01, min_lr=0.2, cooldown=1)
+    run = _Run()
+    cb.on_train_begin(run)
+    lrs = []
+    for epoch, value in enumerate([1.0, 1.0, 0.995, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]):
+        cb.on_epoch_end(epoch, {"val_loss": value}, run)
+        lrs.append(run.optimizer.lr)
+    # 0.995 is not better than 1.0 by more than min_delta; after each cut one epoch of cooldown, then patience again;
+    # 0.125 is below min_lr, so 0.2; and a rate at min_lr stays there
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]
+    assert run.messages[0] == "ReduceLROnPlateau: val_loss has not improved for 2 epochs; learning rate 1 -> 0.5"
+
+    up = ReduceLROnPlateau("val_accuracy", patience=1)  # "acc" in the name: higher is better, as in Keras
+    up.on_train_begin(run)
+    for epoch, value in enumerate([0.5, 0.6, 0.6]):
+        up.on_epoch_end(epoch, {"val_accuracy": value}, run)
+    assert run.optimizer.lr == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("kw", [dict(factor=1.0), dict(factor=0), dict(patience=-1), dict(min_lr=-1),
+                                dict(min_delta=-0.1), dict(mode="up")])
+def test_reduce_lr_on_plateau_refuses_bad_arguments(kw):
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    with pytest.raises(ValueError):
+        ReduceLROnPlateau(**kw)
+
+
+def test_reduce_lr_on_plateau_in_fit():
+    from tinynet.callbacks import ReduceLROnPlateau
+
+    # nothing improves by 10 after the first epoch: the rate halves at the end of every epoch from the second
+    _, opt, h = train(epochs=4, callbacks=[ReduceLROnPlateau("loss", factor=0.5, patience=1, min_delta=10)])
+    assert h.history["lr"] == [0.01, 0.01, 0.005, 0.0025] and opt.lr == 0.00125
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_csv_logger_writes_a_header_and_one_row_per_epoch(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    _, _, h = train(epochs=3, callbacks=[CSVLogger(tmp_path / "log.csv")])
+    rows = _csv(tmp_path / "log.csv")
+    assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"] and len(rows) == 4
+    for epoch, row in enumerate(rows[1:]):
+        assert int(row[0]) == epoch
+        assert [float(v) for v in row[1:]] == [h.history[k][epoch] for k in rows[0][1:]]
+    train(epochs=1, callbacks=[CSVLogger(tmp_path / "log.csv")])  # a new run starts a new file
+    assert len(_csv(tmp_path / "log.csv")) == 2
+    train(epochs=1, callbacks=[CSVLogger(tmp_path / "log.csv", append=True)])  # Keras's append: the header once
+    assert [r[0] for r in _csv(tmp_path / "log.csv")] == ["epoch", "0", "0"]
+
+
+def test_csv_logger_appends_on_resume_and_drops_epochs_the_checkpoint_lacks(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    ck, log = tmp_path / "ck.safetensors", tmp_path / "log.csv"
+    train(epochs=2, callbacks=[ModelCheckpoint(ck, "loss", save_best_only=False), CSVLogger(log)])
+    first = _csv(log)
+    with open(log, "a") as f:
+        f.write("2,9,9,9,9,9,9\n")  # an epoch the run finished after its last checkpoint, then it was killed
+    _, _, h = train(epochs=4, callbacks=[CSVLogger(log)], resume_from=ck)
+    rows = _csv(log)
+    assert rows[:3] == first and [r[0] for r in rows] == ["epoch", "0", "1", "2", "3"]
+    assert [float(r[1]) for r in rows[1:]] == h.history["loss"]
+
+
+def test_csv_logger_will_not_append_to_another_csv(tmp_path):
+    from tinynet.callbacks import CSVLogger
+
+    (tmp_path / "other.csv").write_text("name,price\napple,1\n")
+    with pytest.raises(ValueError, match="is not a CSV log with the columns epoch,loss"):
+        train(epochs=1, callbacks=[CSVLogger(tmp_path / "other.csv", append=True)])
+    assert (tmp_path / "other.csv").read_text() == "name,price\napple,1\n"

@@ -3,6 +3,7 @@
 from . import cpu_threads  # noqa: F401, I001  (first: it sets OpenBLAS's thread timeout before NumPy loads)
 from . import layers, losses, optim
 from .backend import available_backends, get_backend, use_backend, using_backend
+from .checkpoint import load_model
 from .gradcheck import GradcheckReport, gradcheck
 from .parameter import Parameter
 from .sequential import Sequential
@@ -32,5 +33,5 @@ def __getattr__(name):
 
 __all__ = [
     "Parameter", "Sequential", "gradcheck", "GradcheckReport", "layers", "losses", "optim",
-    "use_backend", "get_backend", "using_backend", "available_backends",
+    "use_backend", "get_backend", "using_backend", "available_backends", "load_model",
 ]

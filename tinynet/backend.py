@@ -94,7 +94,7 @@ def _make(name: str) -> Backend:
         if not optional.available("numba"):
             raise BackendUnavailable(
                 f"backend 'numba' needs Numba, which could not be imported "
-                f"({optional.why_unavailable('numba')}); install it with: pip install 'tinynet[numba]'"
+                f"({optional.why_unavailable('numba')}); install it with: {optional.INSTALL['numba']}"
             )
         from . import cpu_threads
         from .kernels import numba_cpu
@@ -114,7 +114,7 @@ def _make(name: str) -> Backend:
         if cupy is None:
             raise BackendUnavailable(
                 f"backend 'cupy' is not usable here ({optional.why_unavailable('cupy')}); "
-                "it needs an NVIDIA GPU and: pip install 'tinynet[cuda]'"
+                f"it needs an NVIDIA GPU and CuPy: {optional.INSTALL['cupy']}"
             )
         from .kernels import cupy_gpu
 

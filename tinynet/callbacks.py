@@ -8,11 +8,14 @@ optimizer, history, ``stop_training`` flag).
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 
 from .backend import to_numpy
+from .checks import integer, real
 
 
 class DivergenceError(FloatingPointError):
@@ -130,6 +133,87 @@ class LearningRateScheduler(Callback):
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"schedule gave learning rate {lr!r} for epoch {epoch}")
         run.optimizer.lr = lr
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs, never going below ``min_lr``; then wait ``cooldown`` epochs before counting again.
+
+    Keras's semantics, step for step (keras.callbacks.ReduceLROnPlateau). The new rate applies from the next
+    epoch; put this callback before ModelCheckpoint so a checkpoint holds the rate a resumed run should use.
+    Its count of epochs without improvement is not checkpointed: a resumed run starts counting afresh.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0, cooldown=0,
+                 mode="auto"):
+        self.monitor = monitor
+        self.factor = real(factor, "ReduceLROnPlateau factor", 0, 1, low_open=True, high_open=True)
+        self.patience = integer(patience, "ReduceLROnPlateau patience", 0)
+        self.min_delta = real(min_delta, "ReduceLROnPlateau min_delta", 0)
+        self.min_lr = real(min_lr, "ReduceLROnPlateau min_lr", 0)
+        self.cooldown = integer(cooldown, "ReduceLROnPlateau cooldown", 0)
+        self.mode = _better(mode, monitor)
+
+    def on_train_begin(self, run):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait, self.cooldown_counter = 0, 0
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs, run):
+        value = _monitored(logs, self.monitor)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = run.optimizer.lr
+                if old > np.float32(self.min_lr):  # as Keras: a rate already at min_lr (in float32) stays
+                    run.optimizer.lr = max(old * self.factor, self.min_lr)
+                    run.log(f"ReduceLROnPlateau: {self.monitor} has not improved for {self.wait} epochs; learning "
+                            f"rate {old:.3g} -> {run.optimizer.lr:.3g}")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Write one row per epoch to the CSV file ``path``: the epoch (from 0, as in Keras) and History's metrics.
+
+    A new run writes the header and its rows; a resumed run (``fit(resume_from=...)``) appends to the file,
+    dropping first any rows of epochs the checkpoint does not hold (a run that went on past its last checkpoint),
+    so the file always matches the history. ``append=True`` always appends, ``False`` always starts afresh.
+    Each row is written at the end of its epoch, so a run that is stopped leaves every finished epoch in the file.
+    """
+
+    def __init__(self, path, append=None):
+        self.path, self.append = Path(path), append
+
+    def on_train_begin(self, run):
+        from .train import History
+
+        self.columns = ["epoch", *History.KEYS]
+        done = len(run.history)  # epochs before this run: > 0 when fit resumes from a checkpoint
+        rows = []
+        if (self.append or (self.append is None and done)) and self.path.is_file():
+            with open(self.path, newline="") as f:
+                old = list(csv.reader(f))
+            if old and old[0] != self.columns:
+                raise ValueError(f"{self.path} is not a CSV log with the columns {','.join(self.columns)}: "
+                                 "give CSVLogger another file, or append=False to replace it")
+            rows = [r for r in old[1:] if r and (not done or (r[0].isdigit() and int(r[0]) < done))]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as f:
+            csv.writer(f).writerows([self.columns, *rows])
+
+    def on_epoch_end(self, epoch, logs, run):
+        h = run.history.history  # logs with NaN for what this run does not have (no validation, say)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([epoch, *(repr(float(h[k][-1])) for k in self.columns[1:])])
 
 
 def exponential_decay(initial_lr, decay_steps):

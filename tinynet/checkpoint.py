@@ -166,6 +166,10 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
         "epoch": str(int(epoch)),
         "layer_rngs": json.dumps(_rng_states(model)),
     }
+    try:  # the architecture, for load_model: only a model made of tinynet's own layers has one
+        meta["architecture"] = json.dumps(model.get_config()["layers"])
+    except ValueError:
+        pass  # a layer of the user's own: the weights still load into a model built in Python (load_checkpoint)
     if optimizer is not None:
         for k, v in optimizer.state_arrays().items():
             tensors[f"optimizer/{k}"] = to_numpy(v)
@@ -500,6 +504,44 @@ def _check_augment_rng(text):
     return state
 
 
+def expected_tensors(specs, input_shape):
+    """{'conv2d.W': shape, ...}: the tensors the layers ``specs`` (Sequential.get_config()["layers"]) would create
+    on ``input_shape``, found by constructing the layers (which checks their arguments) and walking the shapes
+    through them, without allocating any weights. Raises ValueError or TypeError naming the layer."""
+    from .layers import from_config
+
+    shape, shapes, names = tuple(input_shape), {}, set()
+    for i, spec in enumerate(specs):
+        try:
+            layer = from_config(spec)
+            if layer.name in names:
+                raise ValueError(f"the name {layer.name!r:.60} is used twice")
+            names.add(layer.name)
+            if layer.sample_ndim is not None and len(shape) != layer.sample_ndim:
+                raise ValueError(f"{type(layer).__name__} takes samples of {layer.sample_ndim} dimensions, the layer "
+                                 f"before gives {shape}")
+            shapes.update({f"{layer.name}.{k}": tuple(s) for k, s in layer.param_shapes(shape).items()})
+            shape = layer.output_shape(shape)
+        except OverflowError:  # a shape of more than 10**308 pixels: sizes go through floats in window_geometry
+            raise ValueError(f"layer {i}: the shapes overflow, starting from input_shape {input_shape!r:.100}") from None
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"layer {i}: {exc}") from None
+    return shapes
+
+
+def _check_architecture(text, input_shape):
+    specs = _json_text("architecture", text)
+    if not (isinstance(specs, list) and specs):
+        raise _BadMeta("architecture", f"must be a non-empty list of layers, got {specs!r:.100}")
+    if input_shape is None:
+        raise _BadMeta("architecture", "comes without the 'input_shape' it is built for")
+    try:
+        expected_tensors(specs, input_shape)
+    except (ValueError, TypeError) as exc:
+        raise _BadMeta("architecture", f"is invalid: {exc}") from None
+    return specs
+
+
 def _parse_meta(meta):
     """Decode and check every metadata value up front, so a damaged file fails before anything changes."""
     checks = {
@@ -509,6 +551,8 @@ def _parse_meta(meta):
         "augment_rng": _check_augment_rng,
     }
     parsed = {key: check(meta[key]) for key, check in checks.items() if key in meta}
+    if "architecture" in meta:
+        parsed["architecture"] = _check_architecture(meta["architecture"], parsed.get("input_shape"))
     history, epoch = parsed.get("history"), parsed.get("epoch")
     if history and epoch is not None and len(history["loss"]) != epoch + 1:
         raise _BadMeta("history", f"holds {len(history['loss'])} epochs, but the checkpoint is of epoch {epoch} "
@@ -516,6 +560,49 @@ def _parse_meta(meta):
     return parsed
 
 
+def load_model(path, backend=None):
+    """The model saved in ``path``, built on ``backend`` (default: the current one) with the saved weights.
+
+    The checkpoint's architecture (the layers' classes and arguments, the input shape, dtype and name) builds the
+    model; a checkpoint without one (written before tinynet saved architectures) builds the model of the zoo its
+    ``model_name`` names. Nothing is built before the architecture and the tensors' names and shapes agree.
+    """
+    return _load_model(path, backend)[0]
+
+
+def _load_model(path, backend=None):
+    """(model, metadata) of load_model."""
+    from .backend import using_backend
+    from .sequential import Sequential
+
+    meta, shapes, f = read_checkpoint(path)
+    with f, using_backend(backend or get_backend().name):
+        parsed = meta["parsed"]
+        name, dtype = meta.get("model_name", "sequential"), parsed.get("dtype", "float32")
+        if "architecture" in parsed:
+            expected = expected_tensors(parsed["architecture"], parsed["input_shape"])  # checked when it was read
+            saved = {k[len("model/"):]: s for k, s in shapes.items() if k.startswith("model/")}
+            if expected != saved:  # before building: weights of the architecture's sizes must be in the file
+                wrong = [f"{k}: architecture {expected.get(k)}, tensor {saved.get(k)}"
+                         for k in sorted(expected.keys() | saved.keys()) if expected.get(k) != saved.get(k)]
+                raise CheckpointError(f"{path}: the architecture does not match the saved tensors:\n  " +
+                                      "\n  ".join(wrong[:20]))
+            config = {"name": name, "input_shape": parsed["input_shape"], "dtype": dtype,
+                      "layers": parsed["architecture"]}
+            try:
+                model = Sequential.from_config(config)
+            except (ValueError, TypeError) as exc:
+                raise CheckpointError(f"{path}: metadata 'architecture' cannot be built: {exc}") from None
+        else:
+            from . import models
+
+            if name not in models.MODELS:
+                raise CheckpointError(f"{path} holds no architecture (it was saved by an older tinynet) and its model "
+                                      f"{name!r} is not one of tinynet's models ({', '.join(models.MODELS)}): build "
+                                      "the model in Python and load the weights with "
+                                      "tinynet.checkpoint.load_checkpoint(path, model)")
+            model = models.build(name, dtype=dtype)
+        return model, _load(path, meta, shapes, f, model, None, None, None)
 
 
 def load_checkpoint(path, model, optimizer=None, rng=None, augment=None):

@@ -16,8 +16,37 @@ DATASET = FASHION_MNIST  # the application's data set: its class names, image si
 _STARTED = __import__("time").perf_counter()  # about when the process started: startup_seconds counts from here
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default (but not None or False: options without a value to show), and keeps the
+    lines of a text written on several lines (the examples) as they are."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+EXAMPLES = """examples:
+  tinynet train --epochs 1 --limit-train 1000 --limit-val 500 --limit-test 500   # a quick smoke test
+  tinynet train --model cnn_dropout05 --epochs 20 --lr-decay-steps 20 --out runs/m2
+  tinynet train --reduce-lr-on-plateau 2 --csv-log --progress epoch > train.log
+  tinynet evaluate runs/m2/best.safetensors
+  tinynet predict runs/m2/best.safetensors --index 169 --plot p.png
+  tinynet gradcheck deep_bn_cnn
+"""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad argument reported like every other error: one line, status 2."""
+    """argparse, with a bad argument reported like every other error: one line, status 2; --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)  # add_parser makes the subcommands' parsers of this class too
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"tinynet: error: {message} (see {self.prog} --help)\n")
@@ -72,8 +101,12 @@ def _check_train_args(args):
         raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
     if args.monitor and args.monitor.startswith("val_") and not args.validation:
         raise UsageError(f"--monitor {args.monitor} needs validation images, but --validation is 0")
-    if args.cosine and args.lr_decay_steps:
-        raise UsageError("--cosine and --lr-decay-steps are two learning-rate schedules: choose one")
+    schedules = [flag for flag, given in (("--cosine", args.cosine), ("--lr-decay-steps", args.lr_decay_steps),
+                                          ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau is not None)) if given]
+    if len(schedules) > 1:
+        raise UsageError(f"{' and '.join(schedules)} are each a learning-rate schedule: choose one")
+    if args.limit_val and not args.validation:
+        raise UsageError("--limit-val needs validation images, but --validation is 0")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint file")
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
@@ -164,6 +197,8 @@ def cmd_train(args):
             x_tr_u8, y_tr, x_val_u8, y_val = x_all, y_all, None, None
         if args.limit_train:
             x_tr_u8, y_tr = x_tr_u8[: args.limit_train], y_tr[: args.limit_train]
+        if args.limit_val and x_val_u8 is not None:
+            x_val_u8, y_val = x_val_u8[: args.limit_val], y_val[: args.limit_val]
         data = (x_tr_u8, y_tr, (to_float(x_val_u8), y_val) if x_val_u8 is not None else None, x_test_u8, y_test)
         run_dir = out if len(seeds) == 1 else out / f"seed{seed}"
         results.append(_train_one(args, backend, seed, data, run_dir, startup=time.perf_counter() - _STARTED))
@@ -177,7 +212,15 @@ def _train_one(args, backend, seed, data, out, startup):
     import time
 
     from tinynet import models
-    from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint, cosine_decay, exponential_decay
+    from tinynet.callbacks import (
+        CSVLogger,
+        EarlyStopping,
+        LearningRateScheduler,
+        ModelCheckpoint,
+        ReduceLROnPlateau,
+        cosine_decay,
+        exponential_decay,
+    )
     from tinynet.checkpoint import load_checkpoint
     from tinynet.data import Augment, to_float
     from tinynet.losses import SoftmaxCrossEntropy
@@ -193,6 +236,10 @@ def _train_one(args, backend, seed, data, out, startup):
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
+    if args.reduce_lr_on_plateau is not None:  # first: the checkpoint of an epoch then holds the rate to go on with
+        callbacks.insert(0, ReduceLROnPlateau(monitor, patience=args.reduce_lr_on_plateau))
+    if args.csv_log:
+        callbacks.append(CSVLogger(out / "history.csv"))
     if args.patience is not None:
         callbacks.append(EarlyStopping(monitor, patience=args.patience, restore_best_weights=True))
     if args.lr_decay_steps:
@@ -212,7 +259,8 @@ def _train_one(args, backend, seed, data, out, startup):
     # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=val, seed=seed, callbacks=callbacks, verbose=not args.quiet,
+                      validation_data=val, seed=seed, callbacks=callbacks,
+                      verbose="quiet" if args.quiet else args.progress,
                       resume_from=args.resume, augment=augment)
     seconds = time.perf_counter() - t0
     meta = {}
@@ -273,16 +321,16 @@ def _write_summary(args, out, seeds, results):
 
 
 def _model_from_checkpoint(path, backend):
-    from tinynet import models
-    from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+    """The checkpoint's model (any Sequential of tinynet's layers, or a zoo model by name), checked to take the
+    data set's images and give one output per class."""
+    from tinynet.checkpoint import _load_model
+    from tinynet.errors import UsageError
 
-    meta, _, _ = read_checkpoint(path)
-    name = meta.get("model_name")
-    if name not in models.MODELS:
-        raise CheckpointError(f"{path}: model {name!r} is not one of tinynet's models")
-    model = models.build(name, dtype=meta.get("dtype", "float32"))
-    model.to(backend.name)
-    load_checkpoint(path, model)
+    model, meta = _load_model(path, backend.name)
+    image, classes = (1, *DATASET.image_shape), (DATASET.num_classes,)
+    if model.input_shape != image or model.output_shape != classes:
+        raise UsageError(f"{path}: model {model.name!r} takes inputs of shape {model.input_shape} and gives "
+                         f"{model.output_shape}; {DATASET.name} needs {image} and {classes}")
     return model, meta
 
 
@@ -315,7 +363,6 @@ def cmd_predict(args):
     from tinynet.data import to_float
     from tinynet.errors import UsageError
     from tinynet.images import read_image
-    from tinynet.layers.softmax import softmax
 
     if args.image is None and (args.invert or args.as_is):
         raise UsageError("--invert and --as-is apply to an --image file")
@@ -332,8 +379,7 @@ def cmd_predict(args):
         if index >= len(x_test):
             raise UsageError(f"--index must be in [0, {len(x_test) - 1}], got {index}")
         u8, true = x_test[index], int(y_test[index])
-    logits = model.predict(to_float(u8[None]).astype(model.dtype))
-    probs = np.asarray(softmax(logits.astype(np.float64)))[0]
+    probs = model.predict_proba(to_float(u8[None]).astype(model.dtype))[0]
     pred = int(probs.argmax())
     written = None
     if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
@@ -412,24 +458,28 @@ def _seed_list(text):
 
 
 def build_parser():
-    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy")
+    import tinynet
+
+    p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy", epilog=EXAMPLES)
+    p.add_argument("--version", action="version", version=f"tinynet {tinynet.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     from tinynet.backend import NAMES
 
     on_backend = argparse.ArgumentParser(add_help=False)  # options several commands share, written once
     on_backend.add_argument("--backend", default="auto", choices=("auto", *NAMES),
-                            help="array backend; auto (the default): numba when it is installed, else numpy")
+                            help="array backend; auto: numba when it is installed, else numpy")
     with_data = argparse.ArgumentParser(add_help=False)
     with_data.add_argument("--data", help="folder with the four .gz files (default: found or fetched, see tinynet data)")
 
-    s = sub.add_parser("train", parents=[on_backend, with_data],
+    s = sub.add_parser("train", parents=[on_backend, with_data], epilog=EXAMPLES,
                        help="train a model on Fashion-MNIST, then print and save the report")
-    s.add_argument("--model", default="cnn_dropout02")
-    s.add_argument("--epochs", type=_int_from(1), default=10)
-    s.add_argument("--batch-size", type=_int_from(1), default=32)
-    s.add_argument("--lr", type=_positive_float, default=1e-3)
-    s.add_argument("--seed", type=_int_from(0), default=0)
+    s.add_argument("--model", default="cnn_dropout02", help="one of the models of tinynet models")
+    s.add_argument("--epochs", type=_int_from(1), default=10, help="epochs to train")
+    s.add_argument("--batch-size", type=_int_from(1), default=32, help="images per step")
+    s.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
+    s.add_argument("--seed", type=_int_from(0), default=0,
+                   help="seed of the weights, the validation split, the shuffling and dropout")
     s.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: one run each (in OUT/seedN), and "
                    "OUT/summary.json with the mean and standard deviation")
     s.add_argument("--augment", action="store_true",
@@ -443,11 +493,19 @@ def build_parser():
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
     s.add_argument("--cosine", action="store_true", help="cosine decay of the learning rate, to 1%% of --lr at the end")
+    s.add_argument("--reduce-lr-on-plateau", type=_int_from(0), metavar="PATIENCE",
+                   help="divide the learning rate by 10 after PATIENCE epochs without improvement of the --monitor "
+                   "metric (Keras's ReduceLROnPlateau)")
+    s.add_argument("--csv-log", action="store_true",
+                   help="write OUT/history.csv, one row per epoch as it ends (appended to on --resume)")
     s.add_argument("--resume", help="continue from this checkpoint")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
+    s.add_argument("--limit-val", type=_int_from(1), help="use only the first N validation images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
-    s.add_argument("--no-plots", action="store_true")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--no-plots", action="store_true", help="write no plots")
+    s.add_argument("--progress", choices=["auto", "bar", "epoch"], default="auto",
+                   help="a progress bar, or one line per epoch; auto: the bar on a terminal, lines otherwise")
+    s.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", parents=[on_backend, with_data], help="evaluate a checkpoint on the test set")

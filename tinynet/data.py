@@ -251,6 +251,19 @@ def one_hot(labels, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
     return np.eye(num_classes, dtype=dtype)[labels]
 
 
+def decode_predictions(probabilities, top: int = 3, class_names=FASHION_MNIST.class_names):
+    """For each row of ``probabilities`` (N, classes), e.g. from ``model.predict_proba(x)``, its ``top`` classes
+    as (class name, probability), most likely first: ``[[("Ankle boot", 0.97), ("Sneaker", 0.02), ...], ...]``
+    (Keras's name for it). ``class_names`` default to Fashion-MNIST's."""
+    p = np.asarray(probabilities)
+    top = checks.positive_int(top, "top")
+    if p.ndim != 2 or p.shape[1] != len(class_names):
+        raise ValueError(f"decode_predictions expects probabilities of shape (N, {len(class_names)}) for "
+                         f"{len(class_names)} class names, got {p.shape}")
+    order = np.argsort(-p, axis=1, kind="stable")[:, :top]  # ties: the lower class first
+    return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(p, order, strict=True)]
+
+
 def train_val_split(x, y, n_val: int = 10_000, seed: int = 0):
     """Seeded shuffle, then the last ``n_val`` samples are validation. The course uses 50,000 / 10,000."""
     if not 0 <= n_val < len(x):

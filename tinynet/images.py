@@ -38,7 +38,9 @@ def _open(path):
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise ImageError("reading an --image needs Pillow: pip install 'tinynet[plot]' (or pillow)") from None
+        from .optional import INSTALL
+
+        raise ImageError(f"reading an --image needs Pillow: {INSTALL['pillow']}") from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import os
 
+# How to install each optional library. The project is not on PyPI: the "tinynet" package there is another
+# project, so installing "tinynet" with pip would fetch the wrong thing. From a checkout the extras work.
+INSTALL = {
+    "numba": 'pip install numba (or, in a tinynet checkout: pip install -e ".[numba]")',
+    "cupy": 'in a tinynet checkout, pip install -e ".[cuda]" (that is: pip install "cupy-cuda13x[ctk]", for a CUDA 13 '
+            "driver); with a CUDA 12 driver: pip install cupy-cuda12x",
+    "pillow": 'pip install pillow (or, in a tinynet checkout: pip install -e ".[plot]")',
+}
+
 _modules: dict[str, object] = {}
 _reasons: dict[str, str] = {}
 

@@ -124,6 +124,48 @@ class Sequential:
         checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
         return _predict_logits(self, x, batch_size)
 
+    def predict_proba(self, x, batch_size=256):
+        """Class probabilities for ``x`` (float64 on the host, each row summing to 1): the softmax of ``predict``'s
+        logits, or the outputs themselves when the model already ends with a Softmax layer.
+        ``tinynet.data.decode_predictions(p)`` names the most likely classes."""
+        from .layers import Softmax
+        from .layers.softmax import softmax
+
+        out = self.predict(x, batch_size).astype(np.float64)
+        return out if isinstance(self.layers[-1], Softmax) else softmax(out)
+
+    # -- saving --------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture as JSON values, without weights: the name, input shape, dtype and each layer's class,
+        name and constructor arguments. ``Sequential.from_config(config)`` builds the same model (fresh weights)."""
+        from .layers import layer_config
+
+        if not self.built:
+            raise ValueError("get_config() needs a built model: pass input_shape or run one forward first")
+        return {"name": self.name, "input_shape": list(self.input_shape), "dtype": str(self.dtype),
+                "layers": [layer_config(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, seed=None):
+        """The model ``get_config`` describes, built, its weights freshly initialised from ``seed``."""
+        from .layers import from_config
+
+        layers = [from_config(spec) for spec in config["layers"]]
+        names = [layer.name for layer in layers]
+        model = cls(layers, dtype=config["dtype"], seed=seed, name=config["name"])
+        if len(set(names)) != len(names):
+            raise ValueError(f"the layers' names are not unique: {names}")
+        for layer, name in zip(model.layers, names, strict=True):  # the saved names, even if not Keras-style
+            layer.name = name
+        return model.build(config["input_shape"])
+
+    def save(self, path, optimizer=None, **kwargs):
+        """Save weights and architecture to a safetensors checkpoint (see tinynet.checkpoint.save_checkpoint);
+        ``tinynet.load_model(path)`` gives the model back."""
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self, optimizer, **kwargs)
+
     # -- parameters ------------------------------------------------------------
     def parameters(self):
         """Trainable parameters, in layer order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 
 import numpy as np
@@ -53,6 +54,35 @@ class History:
     def __len__(self):
         return len(self.history["loss"])
 
+    def __repr__(self):
+        """One line: the epochs, the last epoch's figures and, with validation, the best validation loss."""
+        h, n = self.history, len(self)
+        last = ", ".join(f"{k} {h[k][-1]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                         if n and not math.isnan(h[k][-1]))
+        text = f"History({n} epoch{'s' if n != 1 else ''}" + (f"; last: {last}" if last else "")
+        val = [v if not math.isnan(v) else math.inf for v in h["val_loss"]]
+        if val and min(val) < math.inf:
+            best = val.index(min(val))
+            text += f"; best val_loss {val[best]:.4f} at epoch {best + 1}"
+        return text + ")"
+
+
+class Evaluation:
+    """What :func:`evaluate` returns: ``loss`` and ``accuracy``, and per sample the ``logits`` and the
+    ``predictions`` (class indices). Its repr is one line, not 10,000 logits; ``r["accuracy"]`` still works as it
+    did when evaluate returned a dict."""
+
+    def __init__(self, loss, accuracy, logits, predictions):
+        self.loss, self.accuracy, self.logits, self.predictions = loss, accuracy, logits, predictions
+
+    def __getitem__(self, key):
+        if key not in ("loss", "accuracy", "logits", "predictions"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __repr__(self):
+        return f"Evaluation(loss={self.loss:.4f}, accuracy={self.accuracy:.4f}, samples={len(self.logits):,})"
+
 
 class Run:
     """What callbacks see of a training run."""
@@ -68,6 +98,31 @@ class Run:
             from tqdm.auto import tqdm
 
             tqdm.write(msg)
+
+
+LOG_MODES = {"bar": "bar", 1: "bar", "epoch": "epoch", 2: "epoch", "quiet": None, 0: None, None: None}  # 0: False too
+
+
+def _log_mode(verbose):
+    """fit's ``verbose`` as "bar", "epoch" or None (quiet).
+
+    True or "auto" (the default) draws a progress bar on a terminal and prints one line per epoch otherwise, so a
+    log redirected to a file holds no bar frames; 1 / "bar", 2 / "epoch" and 0 / False / "quiet" as in Keras.
+    """
+    if verbose is True or verbose == "auto":
+        isatty = getattr(sys.stderr, "isatty", None)  # the bar draws on stderr (tqdm's default); it may be None
+        return "bar" if isatty is not None and isatty() else "epoch"
+    try:
+        return LOG_MODES[verbose]
+    except (KeyError, TypeError):
+        raise ValueError(f"verbose must be True or 'auto', 1 or 'bar', 2 or 'epoch', 0, False or 'quiet', "
+                         f"got {verbose!r}") from None
+
+
+def _epoch_line(epoch, epochs, logs):
+    """Keras's verbose=2 line: 'Epoch 3/10 - 12.3s - loss: 0.3012 - accuracy: 0.8912 - ... - lr: 0.001'."""
+    figures = [f"{k}: {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+    return " - ".join([f"Epoch {epoch + 1}/{epochs}", f"{logs['seconds']:.1f}s", *figures, f"lr: {logs['lr']:.3g}"])
 
 
 def _check_data(model, x, what="x"):
@@ -118,7 +173,8 @@ def _predict_logits(model, x, batch_size):
 
 
 def evaluate(model, loss, x, y, batch_size=1000):
-    """Loss and accuracy over (x, y) in inference mode, on the host. Returns a dict with the logits too."""
+    """Loss and accuracy over (x, y) in inference mode, on the host: an :class:`Evaluation` (with the logits and
+    predictions too)."""
     _check_data(model, x)
     checks.warn_if_unscaled(x, stacklevel=2)
     return _evaluate(model, loss, x, y, batch_size)
@@ -132,7 +188,7 @@ def _evaluate(model, loss, x, y, batch_size):
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
     pred = logits.argmax(axis=1)
-    return {"loss": value, "accuracy": float((pred == y).mean()), "logits": logits, "predictions": pred}
+    return Evaluation(value, float((pred == y).mean()), logits, pred)
 
 
 @contextlib.contextmanager
@@ -197,7 +253,7 @@ def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals,
 
 def fit(
     model, loss, optimizer, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-    shuffle=True, seed=0, callbacks=(), verbose=True, resume_from=None, terminate_on_nan=True,
+    shuffle=True, seed=0, callbacks=(), verbose="auto", resume_from=None, terminate_on_nan=True,
     eval_batch_size=1000, sync_every=None, cuda_graph=None, augment=None,
 ):
     """Train ``model`` on ``x`` (N, C, H, W) float and ``y`` (N,) int labels, on the host or the model's device.
@@ -210,8 +266,10 @@ def fit(
     least 3 full batches; see tinynet/cuda_graph.py), and the loss and accuracy
     are read back every ``sync_every`` steps (default 20; 1 on the CPU).
     ``augment`` (e.g. ``tinynet.data.Augment(shift=2, flip=True, seed=0)``) transforms every training batch;
-    its state is checkpointed with the rest. Returns a :class:`History`.
+    its state is checkpointed with the rest. ``verbose``: "auto" (or True) draws a progress bar on a terminal and
+    prints one line per epoch otherwise; "bar" (1), "epoch" (2), "quiet" (0, False). Returns a :class:`History`.
     """
+    mode = _log_mode(verbose)
     batch_size = positive_int(batch_size, "batch_size")
     epochs = integer(epochs, "epochs", 0)
     x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
@@ -225,7 +283,7 @@ def fit(
     callbacks = list(callbacks)
     if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
         callbacks.append(TerminateOnNaN())
-    run = Run(model, optimizer, history, rng, verbose, sync_every, augment)
+    run = Run(model, optimizer, history, rng, mode is not None, sync_every, augment)
     xd, yd = backend.asarray(x), backend.asarray(np.asarray(y, dtype=np.int64))
     totals = backend.xp.zeros(2, dtype=np.float64)  # summed loss, correct predictions: stay on the device
     step, stream = _stepper(model, loss, optimizer, backend, batch_size, len(x), cuda_graph, totals, augment)
@@ -241,7 +299,7 @@ def fit(
                 step.new_epoch()
             t0 = time.perf_counter()
             bar = tqdm(total=math.ceil(len(xd) / batch_size), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
-                       disable=not verbose, leave=True)
+                       disable=mode != "bar", leave=True)
             logs = train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar)
             if validation_data is not None:
                 v = _evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
@@ -249,6 +307,8 @@ def fit(
             logs["seconds"] = time.perf_counter() - t0
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}, refresh=True)
             bar.close()
+            if mode == "epoch":
+                print(_epoch_line(epoch, epochs, logs), flush=True)
             history.append(logs)
             for c in callbacks:
                 c.on_epoch_end(epoch, logs, run)

@@ -57,6 +57,16 @@ class Layer:
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def param_shapes(self, input_shape) -> dict:
+        """{key: shape} of the parameters and state that ``build(input_shape)`` creates, found without creating
+        them (load_model compares them with a checkpoint's tensors before allocating anything)."""
+        return {}
+
+    def get_config(self) -> dict:
+        """The constructor's arguments, as JSON values: ``type(layer)(**layer.get_config())`` makes the same layer
+        (Sequential.get_config, and the architecture a checkpoint holds)."""
+        return {}
+
     # -- checks ---------------------------------------------------------------
     def _check_input(self, x):
         """Validate backend, dtype and shape of ``x`` (tinynet/checks.py); build lazily on first use."""

@@ -35,6 +35,12 @@ class BatchNorm(Layer):
             )
         super().build(input_shape, dtype, rng)
 
+    def param_shapes(self, input_shape):
+        return {key: (input_shape[0],) for key in ("gamma", "beta", "moving_mean", "moving_variance")}
+
+    def get_config(self):
+        return {"momentum": self.momentum, "eps": self.eps}
+
     def _create_params(self, rng):
         c = self.input_shape[0]
         self._new_param("gamma", np.ones(c))

@@ -39,6 +39,13 @@ class Conv2D(Layer):
         _, oh, ow = self._geometry(input_shape)
         return (self.out_channels, oh, ow)
 
+    def param_shapes(self, input_shape):
+        return {"W": (self.out_channels, input_shape[0], *self.kernel), "b": (self.out_channels,)}
+
+    def get_config(self):
+        return {"out_channels": self.out_channels, "kernel_size": list(self.kernel), "stride": list(self.stride),
+                "padding": self.padding, "in_channels": self.in_channels, "seed": self.seed}
+
     def _create_params(self, rng):
         c = self.input_shape[0]
         if self.in_channels is not None and self.in_channels != c:

@@ -26,6 +26,12 @@ class Dense(Layer):
     def output_shape(self, input_shape):
         return (self.out_features,)
 
+    def param_shapes(self, input_shape):
+        return {"W": (input_shape[0], self.out_features), "b": (self.out_features,)}
+
+    def get_config(self):
+        return {"out_features": self.out_features, "in_features": self.in_features, "seed": self.seed}
+
     def _create_params(self, rng):
         n_in = self.input_shape[0]
         if self.in_features is not None and self.in_features != n_in:

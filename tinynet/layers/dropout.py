@@ -40,6 +40,9 @@ class Dropout(Layer):
         self.fixed_mask = None
         self.keep = None
 
+    def get_config(self):
+        return {"rate": self.rate, "seed": self.seed}
+
     def stream_seed(self) -> int:
         """The generator's seed for this layer: the user's seed mixed with the layer's name."""
         key = (self.seed, self.name)

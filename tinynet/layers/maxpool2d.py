@@ -35,6 +35,9 @@ class MaxPool2D(Layer):
         _, oh, ow = self._geometry(input_shape)
         return (input_shape[0], oh, ow)
 
+    def get_config(self):
+        return {"pool_size": list(self.kernel), "stride": list(self.stride), "padding": self.padding}
+
     def _create_params(self, rng):
         self.pads, _, _ = self._geometry(self.input_shape)
 
