@@ -65,3 +65,15 @@ def test_the_cli_exports_a_checkpoint(tmp_path, capsys):
     x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", x), model.predict(x), rtol=0, atol=1e-6)
     assert "m.onnx" in capsys.readouterr().out
+
+
+def test_the_cli_exports_a_model_not_shaped_for_fashion_mnist(tmp_path, capsys):
+    """export reads the architecture from the checkpoint: any Sequential, not only 1x28x28 -> 10."""
+    from tinynet.cli import main
+
+    model = _trained_looking(Sequential([Conv2D(3, 3, padding=1), ReLU(), Flatten(), Dense(4)], input_shape=(2, 5, 5),
+                                        seed=0))
+    path = model.save(tmp_path / "small.safetensors")
+    assert main(["export", str(path), str(tmp_path / "small.onnx")]) == 0
+    x = np.random.default_rng(0).random((3, 2, 5, 5), dtype=np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "small.onnx", x), model.predict(x), rtol=0, atol=1e-6)

@@ -335,10 +335,12 @@ def _model_from_checkpoint(path, backend):
 
 
 def cmd_export(args):
+    from tinynet.checkpoint import _load_model
     from tinynet.interop.onnx import export
 
-    model, meta = _model_from_checkpoint(args.checkpoint, _backend(args.backend))
-    print(f"wrote {export(model, args.output)} ({meta['model_name']}: inference graph, Dropout left out, checked "
+    # any architecture exports, not only models shaped for Fashion-MNIST
+    model, _ = _load_model(args.checkpoint, _backend(args.backend).name)
+    print(f"wrote {export(model, args.output)} ({model.name}: inference graph, Dropout left out, checked "
           "by onnx.checker)")
     return 0
 
