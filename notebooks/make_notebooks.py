@@ -20,8 +20,7 @@ multiplies the filters with all columns at once, and the way back uses the same 
 filters is another product, and the gradient of the input is **col2im**, the adjoint of im2col (it adds each
 column back where it came from). This notebook does each step with NumPy, then checks it against tinynet's
 `Conv2D` and against finite differences.""",
-"""import tinynet  # noqa: F401  (first: it tells OpenBLAS how to behave before NumPy loads it)
-import numpy as np
+"""import numpy as np
 
 from tinynet import kernels
 from tinynet.gradcheck import numerical_derivative
@@ -88,9 +87,9 @@ nb([
 
 A short run on part of Fashion-MNIST (a few thousand images, two epochs: a minute on two CPU cores), then
 the report the command line prints, and the plots. `tinynet train` does all of this for the full data set.""",
-"""import tinynet  # noqa: F401  (first, before NumPy)
-import numpy as np
+"""import numpy as np
 
+import tinynet
 from tinynet import models
 from tinynet.data import FASHION_MNIST, load_fashion_mnist, to_float
 from tinynet.losses import SoftmaxCrossEntropy
@@ -138,10 +137,9 @@ backend and on PyTorch, one epoch each, each in a fresh process (so that one run
 colour the next), after a warm-up that compiles the kernels. It reports images per second, seconds per
 epoch, the ratio to PyTorch's time, and the share of this machine's measured float32 matrix-product peak.
 Here it runs on a few hundred images; the real runs and their files are in `bench/RESULTS.md`.""",
-"""import tinynet  # noqa: F401
-from tinynet import models
-
+"""import tinynet
 from bench.common import flops_per_image, gemm_peak_gflops
+from tinynet import models
 
 flops = flops_per_image(models.build("cnn_dropout02"))
 print(f"{flops['train'] / 1e6:.1f} MFLOP per training image; GEMM peak here {gemm_peak_gflops(512, 3):.0f} GFLOP/s")""",

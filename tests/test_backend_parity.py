@@ -1,5 +1,8 @@
 """Every backend computes what the NumPy reference computes; switching and moving work."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from conftest import host, tol
@@ -131,22 +134,56 @@ def test_an_unavailable_backend_names_the_reason(monkeypatch):
             tinynet.use_backend("cupy")
 
 
-@pytest.mark.parametrize("numpy_first", [False, True])
-def test_openblas_thread_timeout_is_set_or_the_numba_backend_warns(numpy_first):
-    """OpenBLAS reads its thread timeout when NumPy loads it: tinynet sets it if it is imported first, else warns."""
-    if not optional.available("numba"):
-        pytest.skip(f"needs Numba: {optional.why_unavailable('numba')}")
+# A GEMM, then idle: CPU ticks burnt meanwhile by threads other than the main one (OpenBLAS's workers spinning).
+_SPIN_PROBE = """
+import os, time
+import numpy as np
+a = np.ones((400, 400), dtype=np.float32)
+main = str(os.getpid())
+
+def worker_ticks():
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if tid != main:
+            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+ticks = 0
+for _ in range(4):
+    a @ a
+    before = worker_ticks()
+    time.sleep(0.25)
+    ticks += worker_ticks() - before
+print(ticks)
+"""
+
+
+def _spin_ticks(prelude):
     import os
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS",
+                                                            "OMP_NUM_THREADS")}
+    run = subprocess.run([sys.executable, "-c", prelude + _SPIN_PROBE], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    return int(run.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="reads /proc; OpenBLAS has worker threads only with 2 or more cores")
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_openblas_threads_sleep_after_a_gemm_whatever_was_imported_first(numpy_first):
+    """OpenBLAS reads its thread timeout when NumPy loads it: tinynet sets it if imported first, and otherwise makes
+    the loaded OpenBLAS read it again when the Numba backend is chosen. Measured as CPU ticks its worker threads
+    burn while the process sleeps after a matrix product."""
+    if not optional.available("numba"):
+        pytest.skip(f"needs Numba: {optional.why_unavailable('numba')}")
+    unfixed = _spin_ticks("import numpy\n")
+    if unfixed < 5:
+        pytest.skip(f"OpenBLAS's threads did not spin here even without the timeout ({unfixed} ticks)")
     imports = "import numpy, tinynet" if numpy_first else "import tinynet, numpy"
-    code = (f"{imports}, os, warnings\nwarnings.simplefilter('error')\n"
-            "tinynet.use_backend('numba')\nprint(os.environ['OPENBLAS_THREAD_TIMEOUT'])")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    if numpy_first:
-        assert run.returncode != 0 and "RuntimeWarning: NumPy was imported before tinynet" in run.stderr
-    else:
-        assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == "4"
+    prelude = f"{imports}, warnings\nwarnings.simplefilter('error')\ntinynet.use_backend('numba')\n"
+    assert _spin_ticks(prelude) <= 1, f"OpenBLAS's threads still spin (without tinynet: {unfixed} ticks)"

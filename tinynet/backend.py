@@ -99,11 +99,11 @@ def _make(name: str) -> Backend:
         from . import cpu_threads
         from .kernels import numba_cpu
 
-        if not cpu_threads.spin_limited:
+        if not cpu_threads.limit_spin():
             warnings.warn(
-                "NumPy was imported before tinynet, so OpenBLAS's threads spin after every matrix product "
-                "and stall the Numba kernels (measured on 2 cores: an im2col right after a GEMM 17x slower, a training "
-                "step 1.3x). Import tinynet first, or run with "
+                "NumPy was imported before tinynet and its OpenBLAS could not be told at run time to stop its threads "
+                "spinning after every matrix product; they stall the Numba kernels (measured on 2 cores: an im2col "
+                "right after a GEMM 17x slower, a training step 1.3x). Import tinynet first, or run with "
                 f"{cpu_threads.OPENBLAS_VAR}=4 set in the environment.",
                 RuntimeWarning,
                 stacklevel=3,
