@@ -9,7 +9,8 @@ same initial weights and the same batch order. Reports images/s and seconds per
 epoch for training, evaluation images/s, peak memory, FLOPs per image, achieved
 GFLOP/s and its share of this machine's float32 GEMM peak (measured in the same
 run), and the ratio to PyTorch (on the GPU: to PyTorch on CUDA). Backends:
-numpy, numba, cupy (the step replayed as a CUDA graph), cupy-eager (no graph),
+numpy, numba, numba-numpy-first (NumPy imported before tinynet, as most users
+write it), cupy (the step replayed as a CUDA graph), cupy-eager (no graph),
 torch (CPU) and torch-cuda. CuPy rows also give the kernel launches of one
 training step (bench/launches.py). ``--out`` writes JSON, Markdown and a bar chart.
 """
@@ -53,7 +54,7 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     from tinynet.train import fit, predict_logits
 
     graph = None if backend == "cupy" else False  # "cupy-eager": the same backend, without the CUDA graph
-    backend = "cupy" if backend.startswith("cupy") else backend
+    backend = "cupy" if backend.startswith("cupy") else "numba" if backend.startswith("numba") else backend
     b = tinynet.use_backend(backend)
     x, y, xt, _ = _data(n_images, n_eval)
     model = models.build(model_name, seed=seed)
@@ -162,7 +163,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=DEFAULT_MODEL, help="comma list of models of the zoo (tinynet models)")
     p.add_argument("--backends", default="numpy,numba,torch",
-                   help="comma list of numpy, numba, cupy, cupy-eager, torch (CPU), torch-cuda")
+                   help="comma list of numpy, numba, numba-numpy-first, cupy, cupy-eager, torch (CPU), torch-cuda")
     p.add_argument("--batch-size", default="32,128")
     p.add_argument("--images", type=int, default=60_000, help="training images per epoch")
     p.add_argument("--warmup", type=int, default=20, help="warm-up steps before timing")
@@ -210,9 +211,12 @@ def _run_model(args, model_name, flops, peak):
     rows = []
     for batch in [int(b) for b in args.batch_size.split(",")]:
         for backend in args.backends.split(","):
-            cmd = [sys.executable, "-m", "bench.train_epoch", "--child", "1", "--backend", backend, "--batch", str(batch),
-                   "--images", str(args.images), "--seed", str(args.seed), "--warmup", str(args.warmup),
-                   "--model", model_name]
+            child_args = ["--child", "1", "--backend", backend, "--batch", str(batch), "--images", str(args.images),
+                          "--seed", str(args.seed), "--warmup", str(args.warmup), "--model", model_name]
+            cmd = [sys.executable, "-m", "bench.train_epoch", *child_args]
+            if backend == "numba-numpy-first":  # as a user who writes `import numpy` before `import tinynet`
+                cmd = [sys.executable, "-c", "import numpy, runpy, sys; sys.argv[1:] = " + repr(child_args)
+                       + "; runpy.run_module('bench.train_epoch', run_name='__main__')"]
             # Neither this process nor PyTorch's child loads Numba, so OMP_WAIT_POLICY (set when Numba loads) never
             # reaches PyTorch's OpenMP; OPENBLAS_THREAD_TIMEOUT does, but PyTorch's GEMMs are MKL, not OpenBLAS.
             proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from bench.gpu_report import BEGIN, END, write
 
 
@@ -34,3 +37,26 @@ def test_gpu_report_writes_the_section_between_the_markers(tmp_path):
     assert "fastest 60,000-image epoch 0.67 s at batch 128 (target < 1 s): met" in text
     assert "device memory at most 700 MB" in text
     assert (tmp_path / "runs" / "gpu_benchmark_2026-11-25.json").exists()
+
+
+def test_cold_start_times_each_stage_with_an_empty_then_a_warm_cache(fashion, tmp_path):
+    from bench import cold_start
+
+    assert cold_start.main(["--models", "cnn_dropout02", "--backend", "numpy", "--warm-runs", "1",
+                            "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [r["cache"] for r in result["rows"]] == ["empty", "warm"]
+    for r in result["rows"]:
+        stages = sum(r[k] for k in cold_start.STAGES)
+        assert 0 < stages <= r["total_s"]  # the total also holds the interpreter's start
+    assert result["run"]["command"].startswith("python -m bench.cold_start --models cnn_dropout02")
+
+
+def test_train_epoch_measures_numba_with_numpy_imported_first(fashion, tmp_path):
+    pytest.importorskip("numba")
+    from bench import train_epoch
+
+    assert train_epoch.main(["--backends", "numba-numpy-first", "--batch-size", "32", "--images", "64", "--warmup", "1",
+                             "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert row["backend"] == "numba-numpy-first" and row["images"] == 64 and np.isfinite(row["loss"])
