@@ -169,6 +169,8 @@ def test_out_naming_an_existing_file_is_refused_up_front(tmp_path, no_work, caps
         (["--monitor", "val_acc"], "argument --monitor: invalid choice: 'val_acc'"),
         (["--reduce-lr-on-plateau", "-1"], "argument --reduce-lr-on-plateau: must be an integer >= 0, got -1"),
         (["--progress", "dots"], "argument --progress: invalid choice: 'dots'"),
+        (["--label-smoothing", "1"], "argument --label-smoothing: must be in [0, 1), got 1"),
+        (["--label-smoothing", "x"], "argument --label-smoothing: expected a number, got 'x'"),
     ],
 )
 def test_bad_numbers_and_choices_are_one_line_at_parse_time(no_work, capsys, argv, expect):

@@ -78,6 +78,17 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    """An argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _check_out_dir(out):
     """The output folder can be made and written: refused now rather than after the first epoch."""
     from tinynet.errors import UsageError
@@ -232,7 +243,9 @@ def _train_one(args, backend, seed, data, out, startup):
     x_tr_u8, y_tr, val, x_test_u8, y_test = data
     x_tr, x_test = to_float(x_tr_u8), to_float(x_test_u8)
     model = models.build(args.model, seed=seed)
+    # the report's test loss is plain cross-entropy whatever the training target was, so runs compare
     loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr)
+    train_loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
@@ -258,7 +271,7 @@ def _train_one(args, backend, seed, data, out, startup):
     # A diverging run overflows in NumPy long before fit stops it with a DivergenceError naming the epoch and
     # step: that error is the one line to show, not NumPy's overflow warnings ahead of it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        history = fit(model, loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
+        history = fit(model, train_loss, opt, x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size,
                       validation_data=val, seed=seed, callbacks=callbacks,
                       verbose="quiet" if args.quiet else args.progress,
                       resume_from=args.resume, augment=augment)
@@ -494,6 +507,8 @@ def build_parser():
     s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--label-smoothing", type=_fraction, default=0.0,
+                   help="train towards (1 - e) * onehot + e / 10 (Keras's label_smoothing); the report's loss stays plain")
     s.add_argument("--cosine", action="store_true", help="cosine decay of the learning rate, to 1%% of --lr at the end")
     s.add_argument("--reduce-lr-on-plateau", type=_int_from(0), metavar="PATIENCE",
                    help="divide the learning rate by 10 after PATIENCE epochs without improvement of the --monitor "

@@ -23,10 +23,28 @@ class SoftmaxCrossEntropy:
     device, as ``fit`` does for its epoch figures. Set ``check_labels=False``
     when the labels were validated once up front (``fit`` does), which saves a
     device-to-host sync per step.
+
+    ``label_smoothing`` = e trains towards (1 - e) * onehot + e / K instead of the one-hot target, as Keras's
+    ``CategoricalCrossentropy(label_smoothing=e)``: the network is no longer pushed to ever larger logits for
+    images it already classifies. The gradient becomes softmax - smoothed target; the loss is measured against
+    the smoothed target too (so it does not fall to 0), and the accuracy against the label.
     """
 
-    def __init__(self, check_labels: bool = True):
+    def __init__(self, check_labels: bool = True, label_smoothing: float = 0.0):
         self.check_labels = check_labels
+        self.label_smoothing = checks.real(label_smoothing, "label_smoothing", 0, 1, high_open=True)
+
+    def __repr__(self):
+        return f"SoftmaxCrossEntropy(label_smoothing={self.label_smoothing})" if self.label_smoothing else \
+            "SoftmaxCrossEntropy()"
+
+    def _smoothed(self, labels, k, dtype):
+        """(N, K) targets (1 - e) * onehot + e / K: from class indices by broadcasting (no scatter, no sync)."""
+        e = self.label_smoothing
+        if labels.ndim == 1:
+            xp = get_backend().xp
+            labels = labels[:, None] == xp.arange(k)
+        return labels.astype(dtype) * dtype.type(1 - e) + dtype.type(e / k)
 
     def _check(self, logits, labels):
         check_array(logits, "logits")
@@ -48,6 +66,8 @@ class SoftmaxCrossEntropy:
 
     def forward(self, logits, labels, totals=None):
         self._check(logits, labels)
+        if self.label_smoothing:
+            labels = self._smoothed(labels, logits.shape[1], logits.dtype)
         if labels.ndim == 1:
             if labels.dtype != np.int64:
                 labels = labels.astype(np.int64)
