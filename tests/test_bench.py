@@ -60,3 +60,28 @@ def test_train_epoch_measures_numba_with_numpy_imported_first(fashion, tmp_path)
                              "--out", str(tmp_path)]) == 0
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert row["backend"] == "numba-numpy-first" and row["images"] == 64 and np.isfinite(row["loss"])
+
+
+def test_layers_profile_has_a_row_per_layer_and_the_optimizer_step_and_records_the_run(tmp_path):
+    from bench import layers
+
+    out = tmp_path / "layers.json"
+    backends = "numpy,torch" if _has_torch() else "numpy"
+    assert layers.main(["--model", "one_conv_cnn", "--backends", backends, "--batch-size", "4", "--steps", "2",
+                        "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    names = [layer.name for layer in __import__("tinynet.models", fromlist=["build"]).build("one_conv_cnn").layers]
+    for backend, rows in data["results"].items():
+        assert list(rows) == [*names, layers.OPTIMIZER_ROW], backend
+        assert all(f >= 0 and b >= 0 for f, b in rows.values()) and rows[layers.OPTIMIZER_ROW][1] > 0
+    assert data["run"]["git"]["commit"] and data["run"]["command"].startswith("python -m bench.layers")
+    text = layers.table(data["results"], 4)
+    assert text.count("\n") == len(names) + 3 and "img/s" in text.splitlines()[-1]
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True

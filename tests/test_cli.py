@@ -99,6 +99,23 @@ def test_no_install_hint_names_the_pypi_tinynet():
     assert not [p.name for p in sources if "tinynet[" in p.read_text()]
 
 
+def test_an_interrupted_run_resumes_from_its_last_epoch_not_its_best(fashion, tmp_path):
+    """OUT/last.safetensors is written after every epoch (best.safetensors only when the monitor improves), so
+    --resume OUT/last.safetensors goes on from where the run stopped."""
+    from tinynet import models
+    from tinynet.checkpoint import load_checkpoint
+
+    argv = ["train", "--limit-train", "200", "--limit-test", "100", "--validation", "100", "--backend", "numpy",
+            "--no-plots", "--quiet", "--out", str(tmp_path), "--lr", "0.1"]  # epoch 2's val_loss is worse than 1's
+    assert main([*argv, "--epochs", "2"]) == 0
+    last = load_checkpoint(tmp_path / "last.safetensors", models.build("cnn_dropout02"))
+    best = load_checkpoint(tmp_path / "best.safetensors", models.build("cnn_dropout02"))
+    assert last["parsed"]["epoch"] == 1 and best["parsed"]["epoch"] == 0
+    assert main([*argv, "--epochs", "3", "--resume", str(tmp_path / "last.safetensors")]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(m["history"]["loss"]) == 3 and m["epochs"] == 3
+
+
 def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, tmp_path, capsys, monkeypatch):
     """Under capture stdout and stderr are not terminals: --progress auto prints one line per epoch, no bar.
     --csv-log writes history.csv, --reduce-lr-on-plateau adds the callback before the checkpoint's."""

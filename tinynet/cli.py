@@ -248,7 +248,9 @@ def _train_one(args, backend, seed, data, out, startup):
     train_loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
-    callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True)]
+    last = out / "last.safetensors"  # every epoch's end, so --resume goes on where an interrupted run stopped
+    callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True),
+                 ModelCheckpoint(last, monitor=monitor, save_best_only=False)]
     if args.reduce_lr_on_plateau is not None:  # first: the checkpoint of an epoch then holds the rate to go on with
         callbacks.insert(0, ReduceLROnPlateau(monitor, patience=args.reduce_lr_on_plateau))
     if args.csv_log:
@@ -295,7 +297,7 @@ def _train_one(args, backend, seed, data, out, startup):
     print(f"\n{args.model} (seed {seed}): test accuracy {report['test']['accuracy']:.4f}, test loss "
           f"{report['test']['loss']:.4f} (weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
     print(text)
-    print("wrote " + ", ".join(str(f) for f in files + ([best] if best.exists() else [])))
+    print("wrote " + ", ".join(str(f) for f in files + [p for p in (best, last) if p.exists()]))
     return {"seed": seed, "test_accuracy": report["test"]["accuracy"], "test_loss": report["test"]["loss"],
             "metrics": str(out / "metrics.json"), "train_seconds": round(seconds, 1)}
 
@@ -515,7 +517,8 @@ def build_parser():
                    "metric (Keras's ReduceLROnPlateau)")
     s.add_argument("--csv-log", action="store_true",
                    help="write OUT/history.csv, one row per epoch as it ends (appended to on --resume)")
-    s.add_argument("--resume", help="continue from this checkpoint")
+    s.add_argument("--resume", help="continue from this checkpoint (OUT/last.safetensors is written at the end of "
+                   "every epoch)")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-val", type=_int_from(1), help="use only the first N validation images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
