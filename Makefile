@@ -17,7 +17,7 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 	$(PY) -m tinynet data
 
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
-	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --lr-decay-steps 10 --validation 0 --select last --out runs/cnn_dropout02
+	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --cosine --validation 0 --select last --out runs/cnn_dropout02
 
 test: setup data  ## lint + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
 	$(PIP) install -q -e ".[cuda-compile,torch,onnx,notebooks]"
@@ -28,7 +28,7 @@ test: setup data  ## lint + the whole test suite: the CUDA compile gate and the 
 bench: setup data ## CPU benchmark vs PyTorch (installs the torch 2.13 CPU wheel), results into bench/out
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.train_epoch --backends numpy,numba,torch --batch-size 32,128 --out bench/out
-	$(PY) -m bench.layers --backends numpy,numba
+	$(PY) -m bench.layers --backends numpy,numba,torch
 
 gpu-test:         ## only the GPU tests (run where CuPy and a GPU exist)
 	$(PY) -m pytest -q -m gpu

@@ -32,11 +32,14 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 EXAMPLES = """examples:
-  tinynet train --epochs 1 --limit-train 1000 --limit-val 500 --limit-test 500   # a quick smoke test
-  tinynet train --model cnn_dropout05 --epochs 20 --lr-decay-steps 20 --out runs/m2
-  tinynet train --reduce-lr-on-plateau 2 --csv-log --progress epoch > train.log
-  tinynet evaluate runs/m2/best.safetensors
-  tinynet predict runs/m2/best.safetensors --index 169 --plot p.png
+  tinynet train                                   # cnn_dropout02, 10 epochs, Adam 2e-3 with cosine decay
+  tinynet train --epochs 1 --limit-train 1000 --limit-test 500   # a quick smoke test
+  tinynet train --model cnn_dropout05 --epochs 20 --out runs/m2
+  tinynet train --validation 10000 --select best --patience 3   # the course's 50,000 / 10,000 split
+  tinynet train --reduce-lr-on-plateau 2 --validation 10000 --csv-log --progress epoch > train.log
+  tinynet train --resume runs/cnn_dropout02/last.safetensors   # go on after an interruption
+  tinynet evaluate runs/m2/last.safetensors
+  tinynet predict runs/m2/last.safetensors --index 169 --plot p.png
   tinynet gradcheck deep_bn_cnn
 """
 
@@ -116,6 +119,8 @@ def _check_train_args(args):
                                           ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau is not None)) if given]
     if len(schedules) > 1:
         raise UsageError(f"{' and '.join(schedules)} are each a learning-rate schedule: choose one")
+    if args.cosine is None:  # cosine decay is the default schedule, unless another one was asked for
+        args.cosine = not schedules
     if args.limit_val and not args.validation:
         raise UsageError("--limit-val needs validation images, but --validation is 0")
     if args.resume and not Path(args.resume).is_file():
@@ -494,7 +499,7 @@ def build_parser():
     s.add_argument("--model", default="cnn_dropout02", help="one of the models of tinynet models")
     s.add_argument("--epochs", type=_int_from(1), default=10, help="epochs to train")
     s.add_argument("--batch-size", type=_int_from(1), default=32, help="images per step")
-    s.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
+    s.add_argument("--lr", type=_positive_float, default=2e-3, help="Adam's learning rate")
     s.add_argument("--seed", type=_int_from(0), default=0,
                    help="seed of the weights, the validation split, the shuffling and dropout")
     s.add_argument("--seeds", type=_seed_list, help="several seeds, e.g. 0,1,2: one run each (in OUT/seedN), and "
@@ -503,15 +508,20 @@ def build_parser():
                    help="random shifts (zero padding) and horizontal flips of the training images")
     s.add_argument("--augment-shift", type=_int_from(0), default=2, help="largest shift in pixels, with --augment")
     s.add_argument("--out", help="output folder (default runs/MODEL)")
-    s.add_argument("--validation", type=_int_from(0), default=10_000, help="images held out of training (0: none)")
+    s.add_argument("--validation", type=_int_from(0), default=0,
+                   help="images held out of training to validate on (0: none, train on all 60,000; the course held "
+                   "out 10000)")
     s.add_argument("--monitor", choices=["loss", "accuracy", "val_loss", "val_accuracy"],
                    help="metric for the best checkpoint (default val_loss, or loss)")
-    s.add_argument("--select", choices=["best", "last"], default="best", help="weights to evaluate")
+    s.add_argument("--select", choices=["best", "last"], default="last",
+                   help="weights to evaluate: the last epoch's, or the best checkpoint's by --monitor")
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
     s.add_argument("--label-smoothing", type=_fraction, default=0.0,
                    help="train towards (1 - e) * onehot + e / 10 (Keras's label_smoothing); the report's loss stays plain")
-    s.add_argument("--cosine", action="store_true", help="cosine decay of the learning rate, to 1%% of --lr at the end")
+    s.add_argument("--cosine", action=argparse.BooleanOptionalAction,
+                   help="cosine decay of the learning rate, to 1%% of --lr at the end (the default, unless another "
+                   "schedule is given; --no-cosine: a constant rate)")
     s.add_argument("--reduce-lr-on-plateau", type=_int_from(0), metavar="PATIENCE",
                    help="divide the learning rate by 10 after PATIENCE epochs without improvement of the --monitor "
                    "metric (Keras's ReduceLROnPlateau)")
