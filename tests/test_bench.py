@@ -85,3 +85,31 @@ def _has_torch():
     except ImportError:
         return False
     return True
+
+
+def _fake_run(folder, seed, acc):
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"model": "m", "seed": seed, "test_accuracy": acc,
+                                                     "test_loss": 1 - acc, "train_seconds": 10.0}))
+
+
+def test_keep_run_copies_one_run_and_summarises_seeds_trained_in_separate_sittings(tmp_path):
+    from bench.keep_run import keep
+
+    runs = tmp_path / "runs"
+    _fake_run(tmp_path / "a", 0, 0.90)
+    assert keep(tmp_path / "a", "one", runs=runs) == runs / "one.json"
+    assert json.loads((runs / "one.json").read_text())["test_accuracy"] == 0.90
+    _fake_run(tmp_path / "b" / "seed1", 1, 0.92)
+    _fake_run(tmp_path / "b" / "seed2", 2, 0.94)
+    (tmp_path / "b" / "summary.json").write_text(json.dumps({"model": "m", "seeds": [1, 2], "runs": [
+        {"seed": s, "test_accuracy": a, "test_loss": 1 - a, "train_seconds": 10.0,
+         "metrics": str(tmp_path / "b" / f"seed{s}" / "metrics.json")} for s, a in ((1, 0.92), (2, 0.94))]}))
+    summary = json.loads(keep([tmp_path / "b", tmp_path / "a"], "three", into="accuracy", runs=runs).read_text())
+    assert summary["seeds"] == [0, 1, 2] and [r["metrics"] for r in summary["runs"]] == [
+        f"accuracy/three/seed{s}.json" for s in (0, 1, 2)]
+    assert summary["test_accuracy"]["mean"] == pytest.approx(0.92)
+    assert summary["test_accuracy"]["std"] == pytest.approx(0.02)  # the sample standard deviation, as --seeds
+    assert json.loads((runs / "accuracy" / "three" / "seed2.json").read_text())["test_accuracy"] == 0.94
+    with pytest.raises(SystemExit, match="repeat"):
+        keep([tmp_path / "a", tmp_path / "a"], "twice", runs=runs)

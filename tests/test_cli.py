@@ -106,7 +106,8 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_not_its_best(fashion, tm
     from tinynet.checkpoint import load_checkpoint
 
     argv = ["train", "--limit-train", "200", "--limit-test", "100", "--validation", "100", "--backend", "numpy",
-            "--no-plots", "--quiet", "--out", str(tmp_path), "--lr", "0.1", "--no-cosine"]  # epoch 2's val_loss is worse than 1's
+            "--no-plots", "--quiet", "--out", str(tmp_path), "--lr", "0.1", "--no-cosine",
+            "--label-smoothing", "0"]  # epoch 2's val_loss is worse than 1's
     assert main([*argv, "--epochs", "2"]) == 0
     last = load_checkpoint(tmp_path / "last.safetensors", models.build("cnn_dropout02"))
     best = load_checkpoint(tmp_path / "best.safetensors", models.build("cnn_dropout02"))
@@ -160,10 +161,13 @@ def test_version_and_help_with_defaults_and_examples(capsys):
 @pytest.mark.parametrize("flags,second_lr", [([], (2e-3 + 2e-5) / 2), (["--lr-decay-steps", "1"], 2e-4),
                                              (["--no-cosine"], 2e-3), (["--reduce-lr-on-plateau", "5"], 2e-3)])
 def test_cosine_decay_is_the_default_schedule_unless_another_is_asked_for(fashion, tmp_path, flags, second_lr):
-    """The plain command trains with the recipe the README reports (Adam 2e-3, cosine decay towards 1%, all 60,000
-    images, the last epoch evaluated); another schedule replaces cosine decay rather than stacking on it."""
+    """The plain command trains with the recipe the README reports (Adam 2e-3, cosine decay towards 1%, label
+    smoothing 0.1, all 60,000 images, the last epoch evaluated); another schedule replaces cosine decay rather
+    than stacking on it."""
     assert main(["train", "--epochs", "2", "--limit-train", "64", "--limit-test", "32", "--backend", "numpy",
                  "--no-plots", "--quiet", "--out", str(tmp_path), *flags]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["history"]["lr"] == pytest.approx([2e-3, second_lr])
-    assert (m["validation_images"], m["selection"], m["run"]["recipe"]["cosine"]) == (0, "last", not flags)
+    recipe = m["run"]["recipe"]
+    assert (m["validation_images"], m["selection"], recipe["cosine"], recipe["label_smoothing"]) == (0, "last",
+                                                                                                    not flags, 0.1)

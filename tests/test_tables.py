@@ -15,3 +15,11 @@ def test_a_hand_edited_figure_is_caught(tmp_path):
     end = text.index("<!-- /fig -->", start)
     doc.write_text(text[:start] + "99.99%" + text[end:])
     assert differences([doc]) and render(doc.read_text()) == text
+
+
+def test_a_target_is_judged_at_the_precision_shown():
+    from bench.tables import _met
+
+    assert _met((0.9258 + 0.9250 + 0.9242) / 3, "≥ 92.5%") == "≥ 92.5% — met"  # 0.92499999... in floats
+    assert _met(0.9249, "≥ 92.5%") == "≥ 92.5% — **not met**"
+    assert _met(0.9, "(decays too fast)") == "(decays too fast)"

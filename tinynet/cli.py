@@ -32,7 +32,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 EXAMPLES = """examples:
-  tinynet train                                   # cnn_dropout02, 10 epochs, Adam 2e-3 with cosine decay
+  tinynet train                # cnn_dropout02, 10 epochs, Adam 2e-3, cosine decay, label smoothing 0.1
   tinynet train --epochs 1 --limit-train 1000 --limit-test 500   # a quick smoke test
   tinynet train --model cnn_dropout05 --epochs 20 --out runs/m2
   tinynet train --validation 10000 --select best --patience 3   # the course's 50,000 / 10,000 split
@@ -517,8 +517,9 @@ def build_parser():
                    help="weights to evaluate: the last epoch's, or the best checkpoint's by --monitor")
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
-    s.add_argument("--label-smoothing", type=_fraction, default=0.0,
-                   help="train towards (1 - e) * onehot + e / 10 (Keras's label_smoothing); the report's loss stays plain")
+    s.add_argument("--label-smoothing", type=_fraction, default=0.1,
+                   help="train towards (1 - e) * onehot + e / 10 (Keras's label_smoothing; 0: plain cross-entropy); "
+                   "the report's loss stays plain cross-entropy")
     s.add_argument("--cosine", action=argparse.BooleanOptionalAction,
                    help="cosine decay of the learning rate, to 1%% of --lr at the end (the default, unless another "
                    "schedule is given; --no-cosine: a constant rate)")
