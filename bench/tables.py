@@ -139,9 +139,14 @@ def speed_table(name):
     for backend in dict.fromkeys(r["backend"] for r in rows):
         cells = []
         for b in batches:
-            r = next((r for r in rows if r["backend"] == backend and r["batch"] == b), None)
-            if r is None:
+            same = [r for r in rows if r["backend"] == backend and r["batch"] == b]
+            if not same:
                 cells.append("—")
+                continue
+            r = same[0]
+            if len(same) > 1:  # PyTorch run before and after the others
+                cells.append(" / ".join(f"{r['train_img_s']:,.0f}" for r in same) + " img/s (before / after), "
+                             + " / ".join(f"{r['train_s']:.1f}" for r in same) + " s")
                 continue
             ratio = "" if backend.startswith("torch") else f", {r['vs_torch']:.2f}× PyTorch's time"
             share = "" if backend.startswith("torch") else f", {r['peak_share']:.0%} of GEMM peak"
@@ -158,6 +163,28 @@ def benchmark_table(name):
     for r in data["rows"]:
         r.setdefault("model", "cnn_dropout02")
     return markdown(data["rows"], data["meta"]["gemm_peak_gflops"])
+
+
+def cold_start_table(name):
+    """Process start to the first training step done, per model, with Numba's cache empty and warm (median)."""
+    rows = run(name)["rows"]
+    lines = ["| model | Numba cache | runs | to the first step done | imports | backend | data | first step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for cache in ("empty", "warm"):
+            rs = sorted((r for r in rows if r["model"] == model and r["cache"] == cache), key=lambda r: r["total_s"])
+            if rs:
+                m = rs[len(rs) // 2]
+                lines.append(f"| {model} | {cache} | {len(rs)} | {m['total_s']:.2f} s | {m['import_s']:.2f} s | "
+                             f"{m['backend_s']:.2f} s | {m['data_s']:.2f} s | {m['first_step_s']:.2f} s |")
+    return "\n".join(lines)
+
+
+def layers_table(name):
+    from bench.layers import table
+
+    data = run(name)
+    return table(data["results"], data["batch"])
 
 
 DEEP = "accuracy/deep_bn_cnn_aug.json"
@@ -178,9 +205,17 @@ TABLES = {
     "accuracy-history": lambda: accuracy_table(ACCURACY["history"]),
     "accuracy-current": lambda: accuracy_table(CURRENT),
     "recipe-search": search_table,
-    "cpu-speed": lambda: speed_table("cpu_benchmark_2026-11-25_after.json"),
+    "cpu-speed": lambda: speed_table("cpu_2026-11-25_round2/cnn_dropout02_after.json"),
+    "cpu-speed-deep": lambda: speed_table("cpu_2026-11-25_round2/deep_bn_cnn_after.json"),
     "cpu-benchmark-before": lambda: benchmark_table("cpu_benchmark_2026-11-25_before.json"),
     "cpu-benchmark-after": lambda: benchmark_table("cpu_benchmark_2026-11-25_after.json"),
+    "cpu-round2-cnn": lambda: benchmark_table("cpu_2026-11-25_round2/cnn_dropout02.json"),
+    "cpu-round2-deep": lambda: benchmark_table("cpu_2026-11-25_round2/deep_bn_cnn.json"),
+    "cpu-round2-deep-after": lambda: benchmark_table("cpu_2026-11-25_round2/deep_bn_cnn_after.json"),
+    "cpu-round2-cnn-after": lambda: benchmark_table("cpu_2026-11-25_round2/cnn_dropout02_after.json"),
+    "cpu-round2-layers-deep-after": lambda: layers_table("cpu_2026-11-25_round2/layers_deep_bn_cnn_b32_after.json"),
+    "cpu-round2-cold-start": lambda: cold_start_table("cpu_2026-11-25_round2/cold_start.json"),
+    "cpu-round2-layers-deep": lambda: layers_table("cpu_2026-11-25_round2/layers_deep_bn_cnn_b32.json"),
 }
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
