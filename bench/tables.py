@@ -224,6 +224,7 @@ FIGURES = {
     "deep-minutes": lambda: _recorded(DEEP, lambda m: f"{m['epochs'] * m['train_images'] / _images_per_s(m) / 60:.0f}"
                                       " minutes"),
     "deep-accuracy": lambda: pct(run("deep_bn_cnn_20ep.json")["test_accuracy"]),
+    "deep-course-epoch": lambda: str(run("deep_bn_cnn_20ep.json")["evaluated_epoch"]),
 }
 
 

@@ -38,6 +38,11 @@ def _better(mode, monitor):
     return mode
 
 
+def _improves(value, best, mode, min_delta=0.0):
+    """Whether ``value`` beats ``best`` by more than ``min_delta`` in the direction ``mode`` ('min' or 'max')."""
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 def _monitored(logs, monitor):
     if monitor not in logs:
         raise ValueError(f"cannot monitor {monitor!r}: the epoch logs hold {sorted(logs)}")
@@ -62,9 +67,7 @@ class EarlyStopping(Callback):
         self.best_epoch, self.wait, self.best_weights, self.stopped_epoch = None, 0, None, None
 
     def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+        return _improves(value, self.best, self.mode, self.min_delta)
 
     def on_epoch_end(self, epoch, logs, run):
         value = _monitored(logs, self.monitor)
@@ -110,7 +113,7 @@ class ModelCheckpoint(Callback):
         value = _monitored(logs, self.monitor)
         if not np.isfinite(value):
             return
-        improved = value < self.best if self.mode == "min" else value > self.best
+        improved = _improves(value, self.best, self.mode)
         if self.save_best_only and not improved:
             return
         self.best = value if improved else self.best
@@ -159,9 +162,7 @@ class ReduceLROnPlateau(Callback):
         self.wait, self.cooldown_counter = 0, 0
 
     def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+        return _improves(value, self.best, self.mode, self.min_delta)
 
     def on_epoch_end(self, epoch, logs, run):
         value = _monitored(logs, self.monitor)
