@@ -178,6 +178,60 @@ def test_adam_with_nan_and_inf_gradients(backend, dtype, size):
 
 
 # -- bad arguments: one clear error, the same on every backend, before any kernel runs ------------------------------
+def _batchnorm_both_ways(backend, x, dy, gamma, beta):
+    """batchnorm_forward then batchnorm_backward on ``backend``, all results on the host."""
+    b = backend.asarray
+    y, xhat, mean, var, inv_std = kernels.batchnorm_forward(b(x), b(gamma), b(beta), 1e-3)
+    dx, dgamma, dbeta = kernels.batchnorm_backward(b(dy), xhat, b(gamma), inv_std)
+    return [host(a) for a in (y, xhat, mean, var, inv_std, dx, dgamma, dbeta)]
+
+
+# (N, F) features, small images (below Numba's threshold, where it runs the reference) and large ones (its kernel)
+BATCHNORM_SHAPES = [(5, 3), (64, 300), (2, 3, 4, 5), (8, 4, 28, 28), (3, 70, 9, 9)]
+
+
+@pytest.mark.parametrize("shape", BATCHNORM_SHAPES)
+def test_batchnorm_kernels_match_the_reference_in_float64(backend, dtype, shape):
+    """Each backend, in ``dtype``, against the reference run in float64 on the same (rounded) numbers: the
+    backends sum in different orders, so float32 agrees to its rounding, float64 to about 1e-12."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.standard_normal((2, shape[1])).astype(dtype)
+    got = _batchnorm_both_ways(backend, x, dy, gamma, beta)
+    y, xhat, mean, var, inv_std = numpy_ref.batchnorm_forward(*(a.astype(np.float64) for a in (x, gamma, beta)), 1e-3)
+    ref = [y, xhat, mean, var, inv_std, *numpy_ref.batchnorm_backward(dy.astype(np.float64), xhat,
+                                                                       gamma.astype(np.float64), inv_std)]
+    m = x.size // shape[1]
+    names = ("y", "xhat", "mean", "var", "inv_std", "dx", "dgamma", "dbeta")
+    for name, g, r in zip(names, got, ref, strict=True):
+        assert g.dtype == dtype and g.shape == r.shape, name
+        # dgamma and dbeta are sums of m terms: their rounding error grows with sqrt(m)
+        scale = np.sqrt(m) if name in ("dgamma", "dbeta") else 1
+        rtol, atol = (2e-5, 2e-5 * scale) if np.dtype(dtype) == np.float32 else (1e-11, 1e-11 * scale)
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 64, 64), (2, 3, 5, 5)])
+@pytest.mark.parametrize("special", [np.nan, np.inf])
+def test_batchnorm_kernels_spread_nan_and_inf_over_their_channel_only(backend, dtype, shape, special):
+    """One NaN or inf in channel 1 makes that channel's statistics and outputs NaN, as in the reference;
+    the other channels are untouched. (inf - mean(inf) is NaN.)"""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[1, 1, 2, 3] = special
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = np.ones(shape[1], dtype), np.zeros(shape[1], dtype)
+    got = _batchnorm_both_ways(backend, x, dy, gamma, beta)
+    y, xhat, mean, var, inv_std = numpy_ref.batchnorm_forward(x, gamma, beta, 1e-3)
+    ref = [y, xhat, mean, var, inv_std, *numpy_ref.batchnorm_backward(dy, xhat, gamma, inv_std)]
+    for g, r in zip(got, ref, strict=True):
+        assert np.array_equal(np.isnan(g), np.isnan(r))
+    y, dx = got[0], got[5]
+    assert np.isnan(y[:, 1]).all() and np.isnan(dx[:, 1]).all()
+    assert np.isfinite(y[:, [0, 2]]).all() and np.isfinite(dx[:, [0, 2]]).all()
+
+
 def _x(b, shape=(2, 3, 6, 6), dtype=np.float32):
     return b.asarray(np.ones(shape, dtype))
 
@@ -221,6 +275,18 @@ BAD = {
                            TypeError, "labels must be int64"),
     "loss: short labels": (lambda b: kernels.softmax_cross_entropy(_x(b, (4, 3)), b.asarray(np.zeros(3, np.int64))),
                            TypeError, r"int64 of shape \(4,\)"),
+    "batchnorm: 3-D input": (lambda b: kernels.batchnorm_forward(_x(b, (2, 3, 4)), _x(b, (3,)), _x(b, (3,)), 1e-3),
+                             ValueError, r"must be \(N, C, H, W\) or \(N, C\)"),
+    "batchnorm: short gamma": (lambda b: kernels.batchnorm_forward(_x(b), _x(b, (2,)), _x(b, (3,)), 1e-3),
+                               ValueError, r"gamma must be float32 of shape \(3,\)"),
+    "batchnorm: float64 beta": (lambda b: kernels.batchnorm_forward(_x(b), _x(b, (3,)), _x(b, (3,), np.float64),
+                                1e-3), ValueError, r"beta must be float32 of shape \(3,\) .* got float64"),
+    "batchnorm: eps 0": (lambda b: kernels.batchnorm_forward(_x(b), _x(b, (3,)), _x(b, (3,)), 0.0), ValueError,
+                         "eps must be a finite number > 0"),
+    "batchnorm: xhat shape": (lambda b: kernels.batchnorm_backward(_x(b), _x(b, (2, 3, 6, 5)), _x(b, (3,)),
+                              _x(b, (3,))), ValueError, r"xhat has shape \(2, 3, 6, 5\)"),
+    "batchnorm: empty batch": (lambda b: kernels.batchnorm_backward(_x(b, (0, 3)), _x(b, (0, 3)), _x(b, (3,)),
+                               _x(b, (3,))), ValueError, "N, C > 0"),
     "not this backend's array": (lambda b: kernels.relu_forward(np.ones(3, np.float32) if b.name == "cupy"
                                  else [1.0]), TypeError, "ReLU input is a"),
 }

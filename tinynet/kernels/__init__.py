@@ -13,6 +13,7 @@ past an array's end instead of raising. Shapes (NCHW):
     cols  (C*KH*KW, N*OH*OW)         one column per output pixel (the CS231n layout)
     out   (F, N*OH*OW)               the conv GEMM W @ cols, one column per output pixel
     pool  y, argmax (N, C, OH, OW)   argmax (int8) indexes the window, 0..KH*KW-1
+    batchnorm  x (N, C, H, W) or (N, C); gamma, beta, mean, var, inv_std (C,)
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ def relu_forward(x):
 
 
 def relu_backward(dy, y):
-    """dy where y > 0, else 0 (even where dy is inf or NaN); y is the forward's output."""
+    """dy * (y > 0): dy where y > 0, else 0, except that a NaN or inf in dy gives NaN even where the ReLU
+    blocks it (0 * inf), so a diverging gradient is still noticed; y is the forward's output."""
     _array(dy, "ReLU gradient")
     _array(y, "ReLU output")
     _same(y, dy, "the ReLU output", "the ReLU gradient")
@@ -204,6 +206,44 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps):
     if not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps!r}")
     return _impl().adam_update(p, g, m, v, t, lr, float(b1), float(b2), float(eps))
+
+
+# -- batch normalisation ------------------------------------------------------------------------------------------
+def _channels(x, what):
+    _array(x, what)
+    if x.ndim not in (2, 4) or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{what} must be (N, C, H, W) or (N, C) with N, C > 0, got shape {tuple(x.shape)}")
+    return x
+
+
+def _per_channel_vectors(x, **vectors):
+    for what, v in vectors.items():
+        _array(v, f"BatchNorm {what}", 1)
+        if tuple(v.shape) != (x.shape[1],) or v.dtype != x.dtype:
+            raise ValueError(f"BatchNorm {what} must be {x.dtype} of shape ({x.shape[1]},) for input "
+                             f"{tuple(x.shape)}, got {v.dtype} {tuple(v.shape)}")
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """Training-mode BatchNorm with the batch's own statistics, per channel (axis 1).
+
+    Returns (y, xhat, mean, var, inv_std): y and xhat shaped like x, the rest (C,), all in x's dtype;
+    var is the biased variance and inv_std = 1 / sqrt(var + eps).
+    """
+    _channels(x, "BatchNorm input")
+    _per_channel_vectors(x, gamma=gamma, beta=beta)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < float("inf"):
+        raise ValueError(f"BatchNorm eps must be a finite number > 0, got {eps!r}")
+    return _impl().batchnorm_forward(x, gamma, beta, float(eps))
+
+
+def batchnorm_backward(dy, xhat, gamma, inv_std):
+    """Gradients of batchnorm_forward given its xhat and inv_std: (dx, dgamma, dbeta)."""
+    _channels(dy, "BatchNorm gradient")
+    _array(xhat, "BatchNorm xhat")
+    _same(dy, xhat, "the BatchNorm gradient", "xhat")
+    _per_channel_vectors(dy, gamma=gamma, inv_std=inv_std)
+    return _impl().batchnorm_backward(dy, xhat, gamma, inv_std)
 
 
 # -- the loss ------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 import cupy as cp
 import numpy as np
 
-from . import dropout_threshold
+from . import dropout_threshold, numpy_ref
 from .numpy_ref import _out_hw
 
 SOURCE = Path(__file__).with_suffix(".cu")
@@ -158,3 +158,9 @@ def softmax_cross_entropy(logits, labels, totals=None):
     _launch("softmax_cross_entropy", logits.dtype, n, cp.ascontiguousarray(logits), cp.ascontiguousarray(labels),
             loss, d, sink, _i32(totals is not None), _i32(k), _i64(n))
     return loss, d
+
+
+# BatchNorm: CuPy's own reductions and elementwise kernels run the reference's array expressions on the device
+# (per-channel sums need a reduction across threads, which this file's kernels do not do: no shared memory).
+batchnorm_forward = numpy_ref.batchnorm_forward
+batchnorm_backward = numpy_ref.batchnorm_backward

@@ -137,6 +137,40 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps):
     p -= lr_t * m / (xp.sqrt(v) + eps)
 
 
+# -- batch normalisation (training mode; see tinynet/layers/batchnorm.py for the formulas) ----------------------
+def _bn_axes(x):
+    """The axes a BatchNorm statistic sums over, and the shape a per-channel vector broadcasts as."""
+    return ((0, 2, 3), (1, -1, 1, 1)) if x.ndim == 4 else ((0,), (1, -1))
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """Normalise with the batch's statistics, per channel of (N, C, H, W) or per feature of (N, F).
+
+    Returns y = gamma * xhat + beta, xhat = (x - mean) * inv_std, and the per-channel batch mean,
+    (biased) variance and inv_std = 1 / sqrt(var + eps), each (C,) in x's dtype.
+    """
+    axes, shape = _bn_axes(x)
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    inv_std = 1 / (var + x.dtype.type(eps)) ** 0.5
+    xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    return gamma.reshape(shape) * xhat + beta.reshape(shape), xhat, mean, var, inv_std
+
+
+def batchnorm_backward(dy, xhat, gamma, inv_std):
+    """Gradients of batchnorm_forward: dx, dgamma, dbeta. With m values per channel:
+
+        dgamma = sum(dy * xhat),   dbeta = sum(dy)
+        dx = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma)
+    """
+    axes, shape = _bn_axes(dy)
+    m = dy.size // dy.shape[1]
+    dgamma = (dy * xhat).sum(axis=axes)
+    dbeta = dy.sum(axis=axes)
+    scale = (gamma * inv_std / dy.dtype.type(m)).reshape(shape)
+    return scale * (dy.dtype.type(m) * dy - dbeta.reshape(shape) - xhat * dgamma.reshape(shape)), dgamma, dbeta
+
+
 # -- dropout's counter-based generator (the same numbers in numba_cpu.py and cupy_gpu.cu) --------------------------
 GOLDEN = 0x9E3779B97F4A7C15
 _MASK64 = 2**64 - 1

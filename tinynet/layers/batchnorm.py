@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..checks import real
 from .base import Layer
 
@@ -48,45 +49,35 @@ class BatchNorm(Layer):
         self._new_param("moving_mean", np.zeros(c), trainable=False)
         self._new_param("moving_variance", np.ones(c), trainable=False)
 
-    def _axes_and_shape(self, x):
-        if x.ndim == 4:
-            return (0, 2, 3), (1, -1, 1, 1)
-        return (0,), (1, -1)
-
     def forward(self, x, training=False):
         self._check_input(x)
-        axes, bshape = self._axes_and_shape(x)
-        gamma = self.params["gamma"].data.reshape(bshape)
-        beta = self.params["beta"].data.reshape(bshape)
-        if training:
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+        gamma, beta = self.params["gamma"].data, self.params["beta"].data
+        if training:  # a kernel (tinynet/kernels/numpy_ref.py: batchnorm_forward): Numba does it in one loop
+            y, self.xhat, mean, var, inv_std = kernels.batchnorm_forward(x, gamma, beta, self.eps)
             # in place, so a captured CUDA graph keeps updating the same arrays
             for stat, batch in ((self.state["moving_mean"], mean), (self.state["moving_variance"], var)):
                 stat.data *= self.momentum
                 stat.data += (1 - self.momentum) * batch
-        else:
-            mean = self.state["moving_mean"].data
-            var = self.state["moving_variance"].data
-        self.inv_std = (1 / (var + x.dtype.type(self.eps)) ** 0.5).reshape(bshape)
-        self.xhat = (x - mean.reshape(bshape)) * self.inv_std
+        else:  # the running statistics: a fixed affine map per channel
+            bshape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+            inv_std = 1 / (self.state["moving_variance"].data + x.dtype.type(self.eps)) ** 0.5
+            self.xhat = (x - self.state["moving_mean"].data.reshape(bshape)) * inv_std.reshape(bshape)
+            y = gamma.reshape(bshape) * self.xhat + beta.reshape(bshape)
+        self.inv_std = inv_std
         self.training = training
-        return gamma * self.xhat + beta
+        return y
 
     def backward(self, dy):
-        axes, bshape = self._axes_and_shape(dy)
-        gamma = self.params["gamma"].data.reshape(bshape)
+        gamma = self.params["gamma"].data
+        if self.training:
+            dx, self.params["gamma"].grad, self.params["beta"].grad = kernels.batchnorm_backward(
+                dy, self.xhat, gamma, self.inv_std)
+            return dx
+        # running statistics are constants: the gradient of a plain affine map
+        axes, bshape = ((0, 2, 3), (1, -1, 1, 1)) if dy.ndim == 4 else ((0,), (1, -1))
         self.params["gamma"].grad = (dy * self.xhat).sum(axis=axes)
         self.params["beta"].grad = dy.sum(axis=axes)
-        if not self.training:  # running stats are constants: a plain affine map
-            return dy * gamma * self.inv_std
-        m = dy.size // dy.shape[1]
-        dxhat = dy * gamma
-        return (self.inv_std / m) * (
-            m * dxhat
-            - dxhat.sum(axis=axes, keepdims=True)
-            - self.xhat * (dxhat * self.xhat).sum(axis=axes, keepdims=True)
-        )
+        return dy * (gamma * self.inv_std).reshape(bshape)
 
     def __repr__(self):
         return f"BatchNorm(momentum={self.momentum}, eps={self.eps})"
