@@ -171,3 +171,27 @@ def test_cosine_decay_is_the_default_schedule_unless_another_is_asked_for(fashio
     recipe = m["run"]["recipe"]
     assert (m["validation_images"], m["selection"], recipe["cosine"], recipe["label_smoothing"]) == (0, "last",
                                                                                                     not flags, 0.1)
+
+
+def test_a_run_records_the_code_it_started_with_not_a_commit_made_while_it_trained(fashion, tmp_path, monkeypatch):
+    """A long training loads its code at the start; a commit made before it ends must not be credited with it."""
+    from tinynet import provenance
+
+    states = iter([{"commit": "a" * 40, "dirty": False}] + [{"commit": "b" * 40, "dirty": True}] * 10)
+    monkeypatch.setattr(provenance, "git_state", lambda where=None: next(states))
+    assert main(["train", "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--backend", "numpy",
+                 "--seeds", "0,1", "--no-plots", "--quiet", "--out", str(tmp_path)]) == 0
+    for path in (tmp_path / "seed0" / "metrics.json", tmp_path / "seed1" / "metrics.json", tmp_path / "summary.json"):
+        assert json.loads(path.read_text())["run"]["git"] == {"commit": "a" * 40, "dirty": False}
+
+
+def test_weight_decay_is_recorded_and_reaches_the_optimizer(fashion, tmp_path, monkeypatch):
+    from tinynet import optim
+
+    made = []
+    monkeypatch.setattr(optim.Adam, "__init__", lambda self, *a, _init=optim.Adam.__init__, **kw: (
+        made.append(kw.get("weight_decay")), _init(self, *a, **kw))[1])
+    assert main(["train", "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--backend", "numpy",
+                 "--weight-decay", "0.05", "--no-plots", "--quiet", "--out", str(tmp_path)]) == 0
+    assert 0.05 in made
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["recipe"]["weight_decay"] == 0.05

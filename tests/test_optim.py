@@ -35,6 +35,54 @@ def test_adam_matches_the_formula_over_several_steps(backend, dtype):
     assert opt.t == 5
 
 
+def test_adamw_shrinks_weights_before_the_adam_step_and_leaves_1d_parameters_alone(backend, dtype):
+    p, rng = make_param(backend, dtype)  # (3, 4): a weight, decayed
+    b = Parameter(backend.asarray(rng.standard_normal(4).astype(dtype)))  # a bias: not decayed
+    lr, wd, b1, b2, eps = 0.01, 0.5, 0.9, 0.999, 1e-7
+    w, bias = host(p.data).astype(np.float64), host(b.data).astype(np.float64)
+    state = {"w": [np.zeros_like(w), np.zeros_like(w)], "b": [np.zeros_like(bias), np.zeros_like(bias)]}
+    opt = Adam([p, b], lr=lr, weight_decay=wd)
+    for t in range(1, 5):
+        opt.lr = lr / t  # the decay follows the current rate, as a schedule sets it
+        gw, gb = rng.standard_normal(w.shape).astype(dtype), rng.standard_normal(bias.shape).astype(dtype)
+        p.grad, b.grad = backend.asarray(gw), backend.asarray(gb)
+        opt.step()
+        w = w * (1 - lr / t * wd)
+        out = []
+        for value, g, (m, v) in ((w, gw, state["w"]), (bias, gb, state["b"])):
+            m[:] = b1 * m + (1 - b1) * g
+            v[:] = b2 * v + (1 - b2) * g * g
+            out.append(value - lr / t * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps))
+        w, bias = out
+        assert p.data.dtype == dtype and b.data.dtype == dtype
+        np.testing.assert_allclose(host(p.data), w, **tol(dtype))
+        np.testing.assert_allclose(host(b.data), bias, **tol(dtype))
+
+
+def test_adamw_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((5, 3))
+    p = Parameter(w0.copy())
+    tw = torch.tensor(w0, requires_grad=True)
+    # Keras's Adam adds eps to sqrt(v), PyTorch to sqrt(v / (1 - b2^t)): a tiny eps makes the two forms agree
+    ours = Adam([p], lr=0.01, weight_decay=0.1, eps=1e-12)
+    theirs = torch.optim.AdamW([tw], lr=0.01, weight_decay=0.1, eps=1e-12)
+    for _ in range(6):
+        g = rng.standard_normal(w0.shape)
+        p.grad = g.copy()
+        tw.grad = torch.tensor(g)
+        ours.step()
+        theirs.step()
+    np.testing.assert_allclose(p.data, tw.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("wd", [-0.1, float("nan"), float("inf"), "0.1"])
+def test_bad_weight_decay_is_rejected(wd):
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        Adam([Parameter(np.ones((2, 2)))], weight_decay=wd)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_sgd_matches_the_formula(backend, dtype, momentum):
     p, rng = make_param(backend, dtype)

@@ -81,6 +81,16 @@ def _positive_float(text):
     return value
 
 
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _fraction(text):
     """An argparse type: a number in [0, 1)."""
     try:
@@ -195,7 +205,9 @@ def cmd_train(args):
 
     from tinynet.data import to_float, train_val_split
     from tinynet.errors import UsageError
+    from tinynet.provenance import git_state
 
+    code = git_state()  # the code this process loaded: a commit made while it trains is not its code
     _check_train_args(args)
     backend = _backend(args.backend)
     seeds = args.seeds or [args.seed]
@@ -217,13 +229,14 @@ def cmd_train(args):
             x_val_u8, y_val = x_val_u8[: args.limit_val], y_val[: args.limit_val]
         data = (x_tr_u8, y_tr, (to_float(x_val_u8), y_val) if x_val_u8 is not None else None, x_test_u8, y_test)
         run_dir = out if len(seeds) == 1 else out / f"seed{seed}"
-        results.append(_train_one(args, backend, seed, data, run_dir, startup=time.perf_counter() - _STARTED))
+        results.append(_train_one(args, backend, seed, data, run_dir, startup=time.perf_counter() - _STARTED,
+                                  code=code))
     if len(seeds) > 1:
-        _write_summary(args, out, seeds, results)
+        _write_summary(args, out, seeds, results, code)
     return 0
 
 
-def _train_one(args, backend, seed, data, out, startup):
+def _train_one(args, backend, seed, data, out, startup, code):
     """One seed: build, warm up (compile), train, evaluate, report; returns the metrics written."""
     import time
 
@@ -249,7 +262,7 @@ def _train_one(args, backend, seed, data, out, startup):
     x_tr, x_test = to_float(x_tr_u8), to_float(x_test_u8)
     model = models.build(args.model, seed=seed)
     # the report's test loss is plain cross-entropy whatever the training target was, so runs compare
-    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr)
+    loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     train_loss = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
@@ -297,7 +310,7 @@ def _train_one(args, backend, seed, data, out, startup):
                 seed=seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
                 evaluated_epoch=chosen, selection=args.select, monitor=monitor, dataset=DATASET.name,
                 startup_seconds=round(startup, 2), compile_seconds=round(jit, 2), train_seconds=round(seconds, 1),
-                evaluate_seconds=round(evaluate_seconds, 1), run=record(recipe))
+                evaluate_seconds=round(evaluate_seconds, 1), run=record(recipe, git=code))
     files = write_outputs(out, report, history.as_dict(), info, x_test_u8, y_test, x_tr_u8, y_tr, plots=not args.no_plots)
     print(f"\n{args.model} (seed {seed}): test accuracy {report['test']['accuracy']:.4f}, test loss "
           f"{report['test']['loss']:.4f} (weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
@@ -323,7 +336,7 @@ def _warm_up(model, x, y):
     b.synchronize()
 
 
-def _write_summary(args, out, seeds, results):
+def _write_summary(args, out, seeds, results, code):
     from tinynet.provenance import record, strict_json
 
     acc = np.array([r["test_accuracy"] for r in results])
@@ -332,7 +345,7 @@ def _write_summary(args, out, seeds, results):
                "test_accuracy": {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)), "min": float(acc.min()),
                                  "max": float(acc.max())},
                "test_loss": {"mean": float(loss.mean()), "std": float(loss.std(ddof=1))},
-               "run": record({k: v for k, v in vars(args).items() if k != "func"})}
+               "run": record({k: v for k, v in vars(args).items() if k != "func"}, git=code)}
     path = out / "summary.json"
     path.write_text(strict_json(summary, indent=2))
     per_seed = ", ".join(f"seed {r['seed']}: {r['test_accuracy']:.2%}" for r in results)
@@ -517,6 +530,8 @@ def build_parser():
                    help="weights to evaluate: the last epoch's, or the best checkpoint's by --monitor")
     s.add_argument("--patience", type=_int_from(0), help="early stopping patience (restores the best weights)")
     s.add_argument("--lr-decay-steps", type=_positive_float, help="lr * 0.1 ** (epoch / steps), as in the course")
+    s.add_argument("--weight-decay", type=_nonnegative_float, default=0.0,
+                   help="AdamW's decoupled weight decay: weights shrink by lr * wd per step (0: plain Adam)")
     s.add_argument("--label-smoothing", type=_fraction, default=0.1,
                    help="train towards (1 - e) * onehot + e / 10 (Keras's label_smoothing; 0: plain cross-entropy); "
                    "the report's loss stays plain cross-entropy")

@@ -121,16 +121,23 @@ class Adam(Optimizer):
         lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
         p -= lr_t * m / (sqrt(v) + eps)
 
+    ``weight_decay=wd > 0`` makes it AdamW (Loshchilov & Hutter, "Decoupled weight
+    decay", PyTorch's ``AdamW``): before the step above, every weight matrix and
+    convolution kernel shrinks by ``p *= 1 - lr * wd``. The decay is decoupled from
+    the gradient, so m and v never see it. Biases and BatchNorm's gamma/beta (the
+    1-D parameters) are not decayed: shrinking them towards 0 is no regulariser.
+
     t and lr are kept in (1,)-shaped float64 arrays beside the parameters, and lr_t
     is computed where the update runs. On a GPU this matters: a training step
     captured in a CUDA graph then computes each replay's own lr_t, where a host
     number would be frozen into the graph at capture time.
     """
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7):
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0):
         self.beta1 = real(beta1, "beta1", 0, 1, high_open=True)
         self.beta2 = real(beta2, "beta2", 0, 1, high_open=True)
         self.eps = real(eps, "eps", 0, low_open=True)
+        self.weight_decay = real(weight_decay, "weight_decay", 0)
         super().__init__(params, lr)
         self.m = [p.data * 0 for p in self.params]
         self.v = [p.data * 0 for p in self.params]
@@ -144,6 +151,12 @@ class Adam(Optimizer):
         self.check_gradients()
         t, lr = self._scalars["t"], self._scalars["lr"]
         t += 1
+        if self.weight_decay:
+            # (1,)-shaped, computed from the device-side lr (a CUDA graph replays it with each step's lr)
+            shrink = 1 - lr * self.weight_decay
+            for p in self.params:
+                if p.data.ndim >= 2:
+                    p.data *= shrink.astype(p.data.dtype)  # float32 stays float32
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba and CUDA can fuse it
             kernels.adam_update(p.data, p.grad, m, v, t, lr, self.beta1, self.beta2, self.eps)

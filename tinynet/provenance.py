@@ -58,8 +58,15 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def record(recipe: dict) -> dict:
-    """The code (git commit, dirty or not), versions, machine, thread settings and the full recipe of a run."""
+_NOW = object()
+
+
+def record(recipe: dict, git=_NOW) -> dict:
+    """The code (git commit, dirty or not), versions, machine, thread settings and the full recipe of a run.
+
+    ``git``: the checkout's state as ``git_state()`` read it when the run *started* (its code was loaded then; a
+    commit made while a long run trains must not be credited with it). By default it is read now.
+    """
     from . import __version__
 
     numba = optional.load("numba") if "numba" in sys.modules else None
@@ -70,7 +77,7 @@ def record(recipe: dict) -> dict:
         threads["numba_threading_layer"] = str(numba.config.THREADING_LAYER)
     return {
         "tinynet": __version__,
-        "git": git_state(),
+        "git": git_state() if git is _NOW else git,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": _blas(),
