@@ -113,6 +113,8 @@ def recipe_words(recipe):
         words.append(f"shifts ±{shift} px + flips" if shift else "flips")
     if recipe.get("label_smoothing"):
         words.append(f"label smoothing {recipe['label_smoothing']:g}")
+    if recipe.get("weight_decay"):
+        words.append(f"weight decay {recipe['weight_decay']:g} (AdamW)")
     return ", ".join(words)
 
 
@@ -216,6 +218,10 @@ TABLES = {
     "cpu-round2-layers-deep-after": lambda: layers_table("cpu_2026-11-25_round2/layers_deep_bn_cnn_b32_after.json"),
     "cpu-round2-cold-start": lambda: cold_start_table("cpu_2026-11-25_round2/cold_start.json"),
     "cpu-round2-layers-deep": lambda: layers_table("cpu_2026-11-25_round2/layers_deep_bn_cnn_b32.json"),
+    "cpu-round3-deep-before": lambda: benchmark_table("cpu_2026-12-06_round3/deep_bn_cnn_before.json"),
+    "cpu-round3-deep-after": lambda: benchmark_table("cpu_2026-12-06_round3/deep_bn_cnn_after.json"),
+    "cpu-round3-layers-deep-before": lambda: layers_table("cpu_2026-12-06_round3/layers_deep_bn_cnn_b32_before.json"),
+    "cpu-round3-layers-deep-after": lambda: layers_table("cpu_2026-12-06_round3/layers_deep_bn_cnn_b32_after.json"),
 }
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
