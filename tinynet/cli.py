@@ -71,24 +71,24 @@ def _int_from(low):
     return parse
 
 
-def _positive_float(text):
+def _finite_float(text, low, inclusive):
+    """An argparse type's body: a finite number above ``low`` (or equal to it when ``inclusive``)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    if not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+        what = f"a finite number >= {low:g}" if inclusive else "a positive finite number"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def _positive_float(text):
+    return _finite_float(text, 0, inclusive=False)
 
 
 def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _finite_float(text, 0, inclusive=True)
 
 
 def _fraction(text):

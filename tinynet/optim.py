@@ -153,10 +153,10 @@ class Adam(Optimizer):
         t += 1
         if self.weight_decay:
             # (1,)-shaped, computed from the device-side lr (a CUDA graph replays it with each step's lr)
-            shrink = 1 - lr * self.weight_decay
+            shrink = (1 - lr * self.weight_decay).astype(self.params[0].data.dtype)  # float32 stays float32
             for p in self.params:
                 if p.data.ndim >= 2:
-                    p.data *= shrink.astype(p.data.dtype)  # float32 stays float32
+                    p.data *= shrink
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             # the update itself is a kernel (tinynet/kernels/numpy_ref.py: adam_update) so Numba and CUDA can fuse it
             kernels.adam_update(p.data, p.grad, m, v, t, lr, self.beta1, self.beta2, self.eps)
