@@ -37,6 +37,16 @@ def test_conv2d_gradcheck(backend, n, c, f, h, w, k, s, pad, seed):
     check(layer, (n, c, h, w), seed)
 
 
+@pytest.mark.parametrize("pad", ["same", "valid", 2])
+def test_conv2d_gradcheck_on_a_plane_large_enough_for_the_direct_path(backend, pad):
+    """The shapes above are too small for conv_direct_pays; 22x23 planes take the direct path where it pays."""
+    x_shape = (2, 2, 22, 23)
+    check(lambda: Conv2D(3, 3, padding=pad, seed=5), x_shape, seed=5)
+    layer = Conv2D(3, 3, padding=pad, seed=5)  # gradcheck checks a copy: which path did this shape take?
+    layer(backend.asarray(np.zeros(x_shape, np.float64)))
+    assert layer.direct == (backend.name == "numba")  # the only backend where it pays
+
+
 @SETTINGS
 @given(
     n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(2, 7), w=st.integers(2, 7),

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tinynet import kernels
-from tinynet.kernels import numpy_ref
+from tinynet.kernels import naive, numpy_ref
 
 # NaN and inf are the point here; NumPy's "invalid value" warnings about them are expected
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -29,7 +29,9 @@ def with_specials(a, rng, fraction):
     return a
 
 
-def same(got, ref, dtype, exact=False):
+def same(got, ref, dtype, exact=False, sums=False):
+    """``sums``: ref holds sums of many products, whose rounding error scales with the largest of them, not with
+    each result (one near zero after cancellation is off by the same few units as its neighbours)."""
     got = host(got)
     assert got.dtype == ref.dtype and got.shape == ref.shape
     assert np.array_equal(np.isnan(got), np.isnan(ref)), "NaN in different places"
@@ -37,6 +39,9 @@ def same(got, ref, dtype, exact=False):
         np.testing.assert_array_equal(got, ref)
     else:
         rtol, atol = (1e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-14)
+        finite = np.abs(ref[np.isfinite(ref)])
+        if sums and finite.size:
+            atol = max(atol, rtol * float(finite.max()))
         np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol)
 
 
@@ -67,6 +72,59 @@ def test_im2col_and_col2im(backend, dtype, n, c, h, w, kh, kw, sh, sw, pads, see
     g = image(rng, cols.shape, dtype, specials, ties)
     same(kernels.col2im(backend.asarray(g), x.shape, kh, kw, (sh, sw), pads),
          numpy_ref.col2im(g, x.shape, kh, kw, (sh, sw), pads), dtype)
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**16), specials=st.sampled_from(
+           ["none", "x", "W", "dy"]), input_grad=st.booleans())
+def test_direct_3x3_convolution(backend, dtype, n, c, f, h, w, pads, seed, specials, input_grad):
+    """Numba's compiled 3x3 kernels (every padding up to 2) against the reference, NaN and inf in each input."""
+    assume(_fits(h, w, 3, 3, 1, 1, pads))
+    _direct_matches_the_reference(backend, dtype, (n, c, h, w), (f, c, 3, 3), pads, seed, specials, input_grad)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "pads"), [
+    ((2, 3, 28, 28), (4, 3, 3, 3), (1, 1, 1, 1)),  # a Conv2D "same" layer of the course's models
+    ((3, 1, 28, 28), (5, 1, 3, 3), (0, 0, 0, 0)),  # "valid", one input channel
+    ((2, 2, 6, 7), (3, 2, 1, 3), (0, 1, 2, 0)),  # not 3x3: Numba hands it to the reference
+    ((2, 2, 6, 7), (3, 2, 3, 2), (3, 3, 0, 1)),  # padding 3: a window of padding only; Numba hands back dx
+])
+@pytest.mark.parametrize("specials", ["none", "x", "W", "dy"])
+def test_direct_convolution_at_fixed_shapes(backend, dtype, x_shape, w_shape, pads, specials):
+    _direct_matches_the_reference(backend, dtype, x_shape, w_shape, pads, 7, specials, True)
+
+
+def _direct_matches_the_reference(backend, dtype, x_shape, w_shape, pads, seed, specials, input_grad):
+    rng = np.random.default_rng(seed)
+    x, W = image(rng, x_shape, dtype, specials == "x", False), image(rng, w_shape, dtype, specials == "W", False)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    y = numpy_ref.conv_direct_forward(x, W, b, pads)
+    dy = image(rng, y.shape, dtype, specials == "dy", False)
+    dx, dW, db = numpy_ref.conv_direct_backward(dy, x, W, pads, input_grad)
+    xb, Wb = backend.asarray(x), backend.asarray(W)
+    same(kernels.conv_direct_forward(xb, Wb, backend.asarray(b), pads), y, dtype, sums=True)
+    got = kernels.conv_direct_backward(backend.asarray(dy), xb, Wb, pads, input_grad)
+    assert (got[0] is None) == (not input_grad)
+    for g, r in zip(got, (dx, dW, db), strict=True):
+        if r is not None:
+            same(g, r, dtype, sums=True)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 1, 0, 2)])
+def test_direct_convolution_reference_is_the_im2col_convolution(pads):
+    """The reference's sums by window position are the sums of im2col + GEMM (and of the plain loops)."""
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    y = numpy_ref.conv_direct_forward(x, W, b, pads)
+    np.testing.assert_allclose(y, naive.conv2d_naive(x, W, b, (1, 1), pads), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dW, db = numpy_ref.conv_direct_backward(dy, x, W, pads)
+    cols, dy2 = numpy_ref.im2col(x, 3, 2, (1, 1), pads), numpy_ref.nchw_to_gemm(dy)
+    np.testing.assert_allclose(dW, (dy2 @ cols.T).reshape(W.shape), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, dy2.sum(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, numpy_ref.col2im(W.reshape(4, -1).T @ dy2, x.shape, 3, 2, (1, 1), pads),
+                               rtol=1e-12, atol=1e-12)
 
 
 @SETTINGS
@@ -287,6 +345,20 @@ BAD = {
                               _x(b, (3,))), ValueError, r"xhat has shape \(2, 3, 6, 5\)"),
     "batchnorm: empty batch": (lambda b: kernels.batchnorm_backward(_x(b, (0, 3)), _x(b, (0, 3)), _x(b, (3,)),
                                _x(b, (3,))), ValueError, "N, C > 0"),
+    "direct conv: channels": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 2, 3, 3)), _x(b, (4,)),
+                              (1,) * 4), ValueError, r"expect 2 input channels, got 3"),
+    "direct conv: float64 weights": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3), np.float64),
+                                     _x(b, (4,)), (1,) * 4), TypeError, "weights are float64 but the input is float32"),
+    "direct conv: short bias": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (3,)),
+                                (1,) * 4), ValueError, r"bias must be float32 of shape \(4,\)"),
+    "direct conv: negative pad": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (4,)),
+                                  (1, 1, -1, 1)), ValueError, "padding must be an integer >= 0"),
+    "direct conv: window too big": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 9, 3)), _x(b, (4,)),
+                                    (0,) * 4), ValueError, "does not fit"),
+    "direct conv: dy shape": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 6, 5)), _x(b), _x(b, (4, 3, 3, 3)),
+                              (1,) * 4), ValueError, r"gradient must be float32 of shape \(2, 4, 6, 6\)"),
+    "direct conv: 3-D dy": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 36)), _x(b), _x(b, (4, 3, 3, 3)),
+                            (1,) * 4), ValueError, "must be 4-D"),
     "not this backend's array": (lambda b: kernels.relu_forward(np.ones(3, np.float32) if b.name == "cupy"
                                  else [1.0]), TypeError, "ReLU input is a"),
 }

@@ -12,6 +12,7 @@ past an array's end instead of raising. Shapes (NCHW):
     x     (N, C, H, W)               pads (top, bottom, left, right)
     cols  (C*KH*KW, N*OH*OW)         one column per output pixel (the CS231n layout)
     out   (F, N*OH*OW)               the conv GEMM W @ cols, one column per output pixel
+    W     (F, C, KH, KW), b (F,)     the direct (stride-1) convolution's weights and bias
     pool  y, argmax (N, C, OH, OW)   argmax (int8) indexes the window, 0..KH*KW-1
     batchnorm  x (N, C, H, W) or (N, C); gamma, beta, mean, var, inv_std (C,)
 """
@@ -118,6 +119,52 @@ def nchw_to_gemm(y):
     """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the backward GEMMs want."""
     _array(y, "conv gradient", 4)
     return _impl().nchw_to_gemm(y)
+
+
+def _conv_weights(x, W, what):
+    _array(W, f"{what} weights", 4)
+    if W.dtype != x.dtype:
+        raise TypeError(f"{what} weights are {W.dtype} but the input is {x.dtype}; they must match")
+    if W.shape[1] != x.shape[1]:
+        raise ValueError(f"{what} weights {tuple(W.shape)} expect {W.shape[1]} input channels, got {x.shape[1]} "
+                         f"(input {tuple(x.shape)})")
+
+
+def _direct_output_hw(x, W, pads):
+    if len(pads) != 4:
+        raise ValueError(f"pads must be (top, bottom, left, right), got {pads!r}")
+    pads = tuple(_int(p, "padding", 0) for p in pads)
+    return pads, output_hw(x.shape[2], x.shape[3], W.shape[2], W.shape[3], (1, 1), pads)
+
+
+def conv_direct_pays(x_shape, w_shape, stride, pads):
+    """Whether Conv2D should use conv_direct_forward/backward instead of im2col + GEMM on this backend, for
+    input (N, C, H, W), weights (F, C, KH, KW), stride and pads: a speed choice, the numbers are the same."""
+    return bool(_impl().conv_direct_pays(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pads)))
+
+
+def conv_direct_forward(x, W, b, pads):
+    """Stride-1 convolution without columns: x (N, C, H, W), W (F, C, KH, KW), b (F,) -> (N, F, OH, OW)."""
+    _array(x, "convolution input", 4)
+    _conv_weights(x, W, "convolution")
+    _array(b, "convolution bias", 1)
+    if tuple(b.shape) != (W.shape[0],) or b.dtype != x.dtype:
+        raise ValueError(f"convolution bias must be {x.dtype} of shape ({W.shape[0]},), got {b.dtype} {tuple(b.shape)}")
+    pads, _ = _direct_output_hw(x, W, pads)
+    return _impl().conv_direct_forward(x, W, b, pads)
+
+
+def conv_direct_backward(dy, x, W, pads, input_grad=True):
+    """Gradients of conv_direct_forward given dy (N, F, OH, OW): (dx or None when not ``input_grad``, dW, db)."""
+    _array(x, "convolution input", 4)
+    _conv_weights(x, W, "convolution")
+    _array(dy, "convolution gradient", 4)
+    pads, (oh, ow) = _direct_output_hw(x, W, pads)
+    expected = (x.shape[0], W.shape[0], oh, ow)
+    if tuple(dy.shape) != expected or dy.dtype != x.dtype:
+        raise ValueError(f"convolution gradient must be {x.dtype} of shape {expected} for input {tuple(x.shape)} and "
+                         f"weights {tuple(W.shape)}, got {dy.dtype} {tuple(dy.shape)}")
+    return _impl().conv_direct_backward(dy, x, W, pads, bool(input_grad))
 
 
 # -- pooling -------------------------------------------------------------------------------------------------------

@@ -242,3 +242,49 @@ def nchw_to_gemm(y):
     xp = xp_of(y)
     n, f, oh, ow = y.shape
     return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(f, n * oh * ow)
+
+
+# -- direct convolution (stride 1) ------------------------------------------------------------------------------
+# The same sums as im2col + GEMM, grouped by window position instead: output pixel (h, w) of a stride-1
+# convolution is sum over (i, j) of W[:, :, i, j] applied to input pixel (h + i, w + j). Each of the KH*KW terms is
+# one matrix product over channels with the input shifted by (i, j), so no (C*KH*KW, N*OH*OW) columns are built.
+def conv_direct_pays(x_shape, w_shape, stride, pads):
+    """Whether the Conv2D layer should take the direct path: never here (NumPy's path is im2col + one BLAS GEMM)."""
+    return False
+
+
+def conv_direct_forward(x, W, b, pads):
+    """x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), stride 1."""
+    xp = xp_of(x)
+    f, _, kh, kw = W.shape
+    xpad = _pad(x, pads)
+    oh, ow = xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
+    y = xp.zeros((x.shape[0], f, oh, ow), dtype=x.dtype) + b.reshape(1, f, 1, 1)
+    for i in range(kh):
+        for j in range(kw):
+            shifted = xpad[:, :, i : i + oh, j : j + ow]  # (N, C, OH, OW)
+            y += xp.tensordot(W[:, :, i, j], shifted, axes=(1, 1)).transpose(1, 0, 2, 3)  # (F, C) . C
+    return y
+
+
+def conv_direct_backward(dy, x, W, pads, input_grad=True):
+    """Gradients of conv_direct_forward: (dx, dW, db); dx is None when ``input_grad`` is False.
+
+    Window position (i, j) sent x shifted by (i, j) through W[:, :, i, j], so its weight gradient is dy against
+    that shifted input, and its share of dx is W[:, :, i, j] applied to dy, added back at the shifted place.
+    """
+    xp = xp_of(dy)
+    f, c, kh, kw = W.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    xpad = _pad(x, pads)
+    dW = xp.empty_like(W)
+    dxpad = xp.zeros(xpad.shape, dtype=dy.dtype) if input_grad else None
+    for i in range(kh):
+        for j in range(kw):
+            shifted = xpad[:, :, i : i + oh, j : j + ow]
+            dW[:, :, i, j] = xp.tensordot(dy, shifted, axes=([0, 2, 3], [0, 2, 3]))  # (F, C)
+            if input_grad:
+                dxpad[:, :, i : i + oh, j : j + ow] += xp.tensordot(W[:, :, i, j], dy, axes=(0, 1)).transpose(1, 0, 2, 3)
+    dx = None if dxpad is None else xp.ascontiguousarray(dxpad[:, :, pads[0] : pads[0] + x.shape[2],
+                                                                 pads[2] : pads[2] + x.shape[3]])
+    return dx, dW, dy.sum(axis=(0, 2, 3))

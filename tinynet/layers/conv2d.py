@@ -1,4 +1,8 @@
-"""2-D convolution as one matrix product: im2col, GEMM, and col2im for the way back."""
+"""2-D convolution as one matrix product: im2col, GEMM, and col2im for the way back.
+
+Where the backend says it pays (Numba, 3x3 stride-1 windows on large planes), the same sums are computed
+directly, without the columns: see ``kernels.conv_direct_forward`` and its NumPy reference.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ class Conv2D(Layer):
     Backward: dW   = dy2 @ cols.T,  db = dy2.sum(1)   where dy2 is dy as (F, N*OH*OW)
               dx   = col2im(W.reshape(F, -1).T @ dy2)
     ``input_grad = False`` (set by Sequential for a first layer) skips dx.
+
+    Direct path (when ``kernels.conv_direct_pays``): y = b + sum over window positions (i, j) of
+    W[:, :, i, j] @ (x shifted by (i, j)); backward keeps only x, never the 9x larger columns.
     """
 
     sample_ndim = 3
@@ -63,6 +70,10 @@ class Conv2D(Layer):
         n = x.shape[0]
         kh, kw = self.kernel
         W, b = self.params["W"].data, self.params["b"].data
+        self.direct = kernels.conv_direct_pays(x.shape, W.shape, self.stride, self.pads)
+        if self.direct:
+            self.cols, self.x, self.x_shape = None, x, x.shape
+            return kernels.conv_direct_forward(x, W, b, self.pads)
         cols = kernels.im2col(x, kh, kw, self.stride, self.pads)
         out = W.reshape(self.out_channels, -1) @ cols  # (F, N*OH*OW): one GEMM
         # Training keeps the columns for backward. Inference keeps only x (KH*KW times smaller): predicting
@@ -73,6 +84,10 @@ class Conv2D(Layer):
     def backward(self, dy):
         kh, kw = self.kernel
         W = self.params["W"]
+        if self.direct:
+            dx, W.grad, self.params["b"].grad = kernels.conv_direct_backward(dy, self.x, W.data, self.pads,
+                                                                             self.input_grad)
+            return dx
         dy2 = kernels.nchw_to_gemm(dy)  # (F, N*OH*OW), a new array: dy is left alone
         cols = self.cols if self.cols is not None else kernels.im2col(self.x, kh, kw, self.stride, self.pads)
         W.grad = (dy2 @ cols.T).reshape(W.data.shape)
