@@ -1,6 +1,8 @@
 """The tinynet command line, end to end on a tiny slice of the real data."""
 
 import json
+import os
+import platform
 import subprocess
 import sys
 
@@ -195,3 +197,19 @@ def test_weight_decay_is_recorded_and_reaches_the_optimizer(fashion, tmp_path, m
                  "--weight-decay", "0.05", "--no-plots", "--quiet", "--out", str(tmp_path)]) == 0
     assert 0.05 in made
     assert json.loads((tmp_path / "metrics.json").read_text())["run"]["recipe"]["weight_decay"] == 0.05
+
+
+def test_a_run_records_the_openblas_kernels_and_who_chose_them():
+    """The kernel set changes float32 sums and GEMM speed; OPENBLAS_CORETYPE (which some machines set) must show."""
+    from tinynet.provenance import openblas_kernels
+
+    if openblas_kernels() is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("NumPy's BLAS here is not an x86-64 OpenBLAS with a choice of kernels")
+    code = ("import tinynet, numpy; from tinynet.provenance import openblas_kernels, record; "
+            "k = openblas_kernels(); assert record({})['blas']['kernels'] == k; print(k)")
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}  # AVX2: the setting of the machines this runs on
+    forced = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert forced.stdout.strip() == "Haswell (OPENBLAS_CORETYPE=Haswell)"
+    env.pop("OPENBLAS_CORETYPE")
+    own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "OPENBLAS_CORETYPE" not in own.stdout and own.stdout.strip() not in ("", "?")

@@ -6,6 +6,7 @@ infinity become null, as strict JSON has no such numbers).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -39,11 +40,30 @@ def git_state(where=None) -> dict | None:
     return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
+def openblas_kernels() -> str | None:
+    """The kernel set NumPy's OpenBLAS chose for this CPU (e.g. "SkylakeX", "Haswell"), or None for another BLAS.
+
+    It sets the speed of every matrix product and the rounding of float32 sums. OPENBLAS_CORETYPE in the
+    environment overrides OpenBLAS's own choice: Haswell (AVX2) on an AVX-512 CPU halves the GEMM peak."""
+    from .cpu_threads import _loaded_openblas_paths
+
+    for path in _loaded_openblas_paths():
+        try:
+            corename = ctypes.CDLL(path).gotoblas_corename  # already loaded: CDLL only hands back its handle
+        except (OSError, AttributeError):  # an OpenBLAS built for one CPU has no choice to report
+            continue
+        corename.restype = ctypes.c_char_p
+        name = (corename() or b"?").decode(errors="replace")
+        forced = os.environ.get("OPENBLAS_CORETYPE")
+        return f"{name} (OPENBLAS_CORETYPE={forced})" if forced else name
+    return None
+
+
 def _blas() -> dict | None:
     try:
         deps = np.show_config(mode="dicts").get("Build Dependencies", {})
         blas = deps.get("blas", {})
-        return {"name": blas.get("name"), "version": blas.get("version")}
+        return {"name": blas.get("name"), "version": blas.get("version"), "kernels": openblas_kernels()}
     except Exception:  # an older NumPy without mode="dicts"
         return None
 
