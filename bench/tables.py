@@ -214,12 +214,13 @@ def _images_per_s(m):
     return m["train_images"] / sorted(m["history"]["seconds"])[len(m["history"]["seconds"]) // 2]
 
 
+ROUND4 = "cpu_2026-12-06_round4"
 TABLES = {
     "accuracy-history": lambda: accuracy_table(ACCURACY["history"]),
     "accuracy-current": lambda: accuracy_table(CURRENT),
     "recipe-search": search_table,
-    "cpu-speed": lambda: speed_table("cpu_2026-12-06_round3/cnn_dropout02.json"),
-    "cpu-speed-deep": lambda: speed_table("cpu_2026-12-06_round3/deep_bn_cnn_after.json"),
+    "cpu-speed": lambda: speed_table(f"{ROUND4}/cnn_dropout02_after.json"),
+    "cpu-speed-deep": lambda: speed_table(f"{ROUND4}/deep_bn_cnn_after.json"),
     "cpu-benchmark-before": lambda: benchmark_table("cpu_benchmark_2026-11-25_before.json"),
     "cpu-benchmark-after": lambda: benchmark_table("cpu_benchmark_2026-11-25_after.json"),
     "cpu-round2-cnn": lambda: benchmark_table("cpu_2026-11-25_round2/cnn_dropout02.json"),
@@ -234,6 +235,17 @@ TABLES = {
     "cpu-round3-deep-after": lambda: benchmark_table("cpu_2026-12-06_round3/deep_bn_cnn_after.json"),
     "cpu-round3-layers-deep-before": lambda: layers_table("cpu_2026-12-06_round3/layers_deep_bn_cnn_b32_before.json"),
     "cpu-round3-layers-deep-after": lambda: layers_table("cpu_2026-12-06_round3/layers_deep_bn_cnn_b32_after.json"),
+    "cpu-round4-deep-before": lambda: benchmark_table(f"{ROUND4}/deep_bn_cnn_before.json"),
+    "cpu-round4-deep-after": lambda: benchmark_table(f"{ROUND4}/deep_bn_cnn_after.json"),
+    "cpu-round4-cnn-before": lambda: benchmark_table(f"{ROUND4}/cnn_dropout02_before.json"),
+    "cpu-round4-cnn-after": lambda: benchmark_table(f"{ROUND4}/cnn_dropout02_after.json"),
+    "cpu-round4-haswell-deep-before": lambda: benchmark_table(f"{ROUND4}/haswell_deep_bn_cnn_before.json"),
+    "cpu-round4-haswell-deep-after": lambda: benchmark_table(f"{ROUND4}/haswell_deep_bn_cnn_after.json"),
+    "cpu-round4-haswell-cnn-before": lambda: benchmark_table(f"{ROUND4}/haswell_cnn_dropout02_before.json"),
+    "cpu-round4-haswell-cnn-after": lambda: benchmark_table(f"{ROUND4}/haswell_cnn_dropout02_after.json"),
+    "cpu-round4-import-order": lambda: benchmark_table(f"{ROUND4}/import_order_cnn_dropout02.json"),
+    "cpu-round4-layers-deep-before": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_before.json"),
+    "cpu-round4-layers-deep-after": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_after.json"),
 }
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
@@ -246,6 +258,9 @@ FIGURES = {
     "four-conv-minutes": lambda: f"{run(FOUR_CONV)['train_seconds'] / 60:.0f} minutes on "
                                  f"{_threads(run(FOUR_CONV))}",
     "deep-course-epoch": lambda: str(run("deep_bn_cnn_20ep.json")["evaluated_epoch"]),
+    "round4-peak-haswell": lambda: f"{run(f'{ROUND4}/haswell_deep_bn_cnn_after.json')['meta']['gemm_peak_gflops']:.0f}"
+                                   " GFLOP/s",
+    "round4-peak-own": lambda: f"{run(f'{ROUND4}/deep_bn_cnn_after.json')['meta']['gemm_peak_gflops']:.0f} GFLOP/s",
 }
 
 

@@ -452,9 +452,9 @@ def nchw_to_gemm(y):
 # GEMMs. Here each padded input plane is flattened with its padded width wp, so window position (i, j) of output
 # pixel p = h*wp + w is input element p + i*wp + j: one output plane is 9 shifted, contiguous multiply-adds per input
 # channel, over planes that stay in the L1 cache. The two columns of each output row that fall in the right padding
-# (w >= OW) are computed and thrown away. Forward + backward, 32 -> 32 channels at 28x28, batch 32, quiet machine:
-# 14.3 ms as im2col + GEMM, 8.6 ms here; at 7x7 with 128 channels the planes are too small and it is 2.5x slower,
-# hence conv_direct_pays.
+# (w >= OW) are computed and thrown away. Forward + backward with dx, batch 32, medians of 15 interleaved runs with
+# OpenBLAS's AVX-512 kernels: 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here; 16 -> 16 6.0 -> 3.7
+# ms. On small planes the GEMM wins (64 -> 64 at 14x14 1.4x, 64 -> 128 at 7x7 3.6x slower here): conv_direct_pays.
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _flat_pad(x, top, left, wp, out):
     """Copy x's planes into out (N, C, HP*WP + 2), already zeroed, at row ``top`` and column ``left`` of the padded
@@ -546,8 +546,8 @@ def _flat_padded(x, pads):
 def conv_direct_pays(x_shape, w_shape, stride, pads):
     """3x3 windows, stride 1, output planes of at least 400 pixels (the 28x28 and 26x26 layers).
 
-    Forward + backward against im2col + GEMM, batch 32 (bench.layers' conditions): 28x28 planes 1.6-1.7x faster
-    from 1 to 32 channels; 14x14 with 32-64 channels level to 10% slower; 7x7 2.5x slower."""
+    Forward + backward against im2col + GEMM, batch 32: 28x28 planes from 1 to 32 channels 0.6-0.97x its time;
+    14x14 with 32-64 channels 1.4x, 7x7 3.6x (see the comment above)."""
     n, c, h, w = x_shape
     oh, ow = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
     return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pads) <= 2 and oh * ow >= 400
