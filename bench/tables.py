@@ -250,6 +250,7 @@ TABLES = {
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
     "demo-accuracy-newer-cpu": lambda: pct(run("accuracy/demo_seed0_newer_cpu.json")["test_accuracy"]),
+    "demo-accuracy-direct-conv": lambda: pct(run("accuracy/demo_seed0_direct_conv.json")["test_accuracy"]),
     "demo-minutes": lambda: f"{run('accuracy/cnn_dropout02_ls/seed0.json')['train_seconds'] / 60:.0f}",
     "deep-img-s": lambda: _recorded(DEEP, lambda m: f"{_images_per_s(m):.0f} images/s"),
     "deep-minutes": lambda: _recorded(DEEP, lambda m: f"{m['epochs'] * m['train_images'] / _images_per_s(m) / 60:.0f}"

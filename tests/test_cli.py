@@ -209,7 +209,7 @@ def test_a_run_records_the_openblas_kernels_and_who_chose_them():
             "k = openblas_kernels(); assert record({})['blas']['kernels'] == k; print(k)")
     env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}  # AVX2: the setting of the machines this runs on
     forced = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert forced.stdout.strip() == "Haswell (OPENBLAS_CORETYPE=Haswell)"
+    assert forced.stdout.strip() == "Haswell (environment: OPENBLAS_CORETYPE=Haswell)"
     env.pop("OPENBLAS_CORETYPE")
     own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "OPENBLAS_CORETYPE" not in own.stdout and own.stdout.strip() not in ("", "?")

@@ -5,6 +5,10 @@ On "cupy-standin" these run the CUDA source that ships (tinynet/kernels/cupy_gpu
 host (tests/cuda_host.py), launched by tinynet/kernels/cupy_gpu.py as on a GPU.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import host
@@ -87,8 +91,11 @@ def test_direct_3x3_convolution(backend, dtype, n, c, f, h, w, pads, seed, speci
 @pytest.mark.parametrize(("x_shape", "w_shape", "pads"), [
     ((2, 3, 28, 28), (4, 3, 3, 3), (1, 1, 1, 1)),  # a Conv2D "same" layer of the course's models
     ((3, 1, 28, 28), (5, 1, 3, 3), (0, 0, 0, 0)),  # "valid", one input channel
+    ((2, 3, 9, 8), (2, 3, 3, 3), (2, 0, 0, 2)),  # asymmetric pads: dx pads dy by 2 - p on each side
+    ((2, 3, 9, 8), (2, 3, 3, 3), (0, 2, 1, 0)),
+    ((2, 2, 1, 7), (3, 2, 3, 3), (1, 1, 0, 2)),  # a one-row image
     ((2, 2, 6, 7), (3, 2, 1, 3), (0, 1, 2, 0)),  # not 3x3: Numba hands it to the reference
-    ((2, 2, 6, 7), (3, 2, 3, 2), (3, 3, 0, 1)),  # padding 3: a window of padding only; Numba hands back dx
+    ((2, 2, 6, 7), (3, 2, 3, 3), (3, 3, 0, 1)),  # padding 3: compiled forward, the reference's backward
 ])
 @pytest.mark.parametrize("specials", ["none", "x", "W", "dy"])
 def test_direct_convolution_at_fixed_shapes(backend, dtype, x_shape, w_shape, pads, specials):
@@ -109,6 +116,32 @@ def _direct_matches_the_reference(backend, dtype, x_shape, w_shape, pads, seed, 
     for g, r in zip(got, (dx, dW, db), strict=True):
         if r is not None:
             same(g, r, dtype, sums=True)
+
+
+def test_direct_3x3_kernels_stay_inside_their_arrays(tmp_path):
+    """The compiled kernels read up to 2 elements past each padded plane (the slack _flat_padded adds): run them with
+    Numba's bounds checking on, in a fresh process and cache, over paddings 0-2 and small planes."""
+    pytest.importorskip("numba")
+    code = """
+import itertools, numpy as np, tinynet
+from tinynet import kernels
+from tinynet.kernels import numpy_ref
+tinynet.use_backend("numba")
+rng = np.random.default_rng(0)
+for pads in itertools.product(range(3), repeat=4):
+    for h, w in [(1, 1), (1, 4), (3, 1), (2, 5), (6, 6)]:
+        x = rng.standard_normal((2, 2, h, w)).astype(np.float32)
+        W, b = rng.standard_normal((3, 2, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
+        if h + pads[0] + pads[1] < 3 or w + pads[2] + pads[3] < 3:
+            continue
+        y = kernels.conv_direct_forward(x, W, b, pads)
+        dx, dW, db = kernels.conv_direct_backward(np.ones_like(y), x, W, pads)
+        np.testing.assert_allclose(y, numpy_ref.conv_direct_forward(x, W, b, pads), rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 1, 0, 2)])
@@ -350,13 +383,21 @@ BAD = {
     "direct conv: float64 weights": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3), np.float64),
                                      _x(b, (4,)), (1,) * 4), TypeError, "weights are float64 but the input is float32"),
     "direct conv: short bias": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (3,)),
-                                (1,) * 4), ValueError, r"bias must be float32 of shape \(4,\)"),
+                                (1,) * 4), ValueError, r"bias must have shape \(4,\), got \(3,\)"),
+    "direct conv: float64 bias": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)),
+                                  _x(b, (4,), np.float64), (1,) * 4), TypeError, "bias is float64 but the input is"),
+    "direct conv: one pad": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (4,)), 1),
+                             ValueError, r"pads must be \(top, bottom, left, right\), got 1"),
+    "direct conv: input_grad a string": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 6, 6)), _x(b),
+                                         _x(b, (4, 3, 3, 3)), (1,) * 4, "no"), TypeError, "input_grad must be True"),
+    "direct conv pays: 3-D shape": (lambda b: kernels.conv_direct_pays((3, 6, 6), (4, 3, 3, 3), (1, 1), (1,) * 4),
+                                    ValueError, r"x_shape must be \(N, C, H, W\)"),
     "direct conv: negative pad": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (4,)),
                                   (1, 1, -1, 1)), ValueError, "padding must be an integer >= 0"),
     "direct conv: window too big": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 9, 3)), _x(b, (4,)),
                                     (0,) * 4), ValueError, "does not fit"),
     "direct conv: dy shape": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 6, 5)), _x(b), _x(b, (4, 3, 3, 3)),
-                              (1,) * 4), ValueError, r"gradient must be float32 of shape \(2, 4, 6, 6\)"),
+                              (1,) * 4), ValueError, r"gradient must have shape \(2, 4, 6, 6\)"),
     "direct conv: 3-D dy": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 36)), _x(b), _x(b, (4, 3, 3, 3)),
                             (1,) * 4), ValueError, "must be 4-D"),
     "not this backend's array": (lambda b: kernels.relu_forward(np.ones(3, np.float32) if b.name == "cupy"

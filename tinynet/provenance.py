@@ -55,7 +55,7 @@ def openblas_kernels() -> str | None:
         corename.restype = ctypes.c_char_p
         name = (corename() or b"?").decode(errors="replace")
         forced = os.environ.get("OPENBLAS_CORETYPE")
-        return f"{name} (OPENBLAS_CORETYPE={forced})" if forced else name
+        return f"{name} (environment: OPENBLAS_CORETYPE={forced})" if forced else name
     return None
 
 

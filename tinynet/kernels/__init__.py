@@ -131,7 +131,7 @@ def _conv_weights(x, W, what):
 
 
 def _direct_output_hw(x, W, pads):
-    if len(pads) != 4:
+    if not isinstance(pads, (tuple, list)) or len(pads) != 4:
         raise ValueError(f"pads must be (top, bottom, left, right), got {pads!r}")
     pads = tuple(_int(p, "padding", 0) for p in pads)
     return pads, output_hw(x.shape[2], x.shape[3], W.shape[2], W.shape[3], (1, 1), pads)
@@ -140,7 +140,11 @@ def _direct_output_hw(x, W, pads):
 def conv_direct_pays(x_shape, w_shape, stride, pads):
     """Whether Conv2D should use conv_direct_forward/backward instead of im2col + GEMM on this backend, for
     input (N, C, H, W), weights (F, C, KH, KW), stride and pads: a speed choice, the numbers are the same."""
-    return bool(_impl().conv_direct_pays(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pads)))
+    x_shape, w_shape = _image_shape(x_shape), tuple(w_shape)
+    if len(w_shape) != 4 or len(stride) != 2 or len(pads) != 4:
+        raise ValueError(f"conv_direct_pays needs weights (F, C, KH, KW), stride (sh, sw) and pads (top, bottom, "
+                         f"left, right), got {w_shape}, {tuple(stride)} and {tuple(pads)}")
+    return bool(_impl().conv_direct_pays(x_shape, w_shape, tuple(stride), tuple(pads)))
 
 
 def conv_direct_forward(x, W, b, pads):
@@ -148,8 +152,10 @@ def conv_direct_forward(x, W, b, pads):
     _array(x, "convolution input", 4)
     _conv_weights(x, W, "convolution")
     _array(b, "convolution bias", 1)
-    if tuple(b.shape) != (W.shape[0],) or b.dtype != x.dtype:
-        raise ValueError(f"convolution bias must be {x.dtype} of shape ({W.shape[0]},), got {b.dtype} {tuple(b.shape)}")
+    if b.dtype != x.dtype:
+        raise TypeError(f"convolution bias is {b.dtype} but the input is {x.dtype}; they must match")
+    if tuple(b.shape) != (W.shape[0],):
+        raise ValueError(f"convolution bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
     pads, _ = _direct_output_hw(x, W, pads)
     return _impl().conv_direct_forward(x, W, b, pads)
 
@@ -161,10 +167,14 @@ def conv_direct_backward(dy, x, W, pads, input_grad=True):
     _array(dy, "convolution gradient", 4)
     pads, (oh, ow) = _direct_output_hw(x, W, pads)
     expected = (x.shape[0], W.shape[0], oh, ow)
-    if tuple(dy.shape) != expected or dy.dtype != x.dtype:
-        raise ValueError(f"convolution gradient must be {x.dtype} of shape {expected} for input {tuple(x.shape)} and "
-                         f"weights {tuple(W.shape)}, got {dy.dtype} {tuple(dy.shape)}")
-    return _impl().conv_direct_backward(dy, x, W, pads, bool(input_grad))
+    if dy.dtype != x.dtype:
+        raise TypeError(f"convolution gradient is {dy.dtype} but the input is {x.dtype}; they must match")
+    if tuple(dy.shape) != expected:
+        raise ValueError(f"convolution gradient must have shape {expected} for input {tuple(x.shape)} and weights "
+                         f"{tuple(W.shape)}, got {tuple(dy.shape)}")
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
+    return _impl().conv_direct_backward(dy, x, W, pads, input_grad)
 
 
 # -- pooling -------------------------------------------------------------------------------------------------------

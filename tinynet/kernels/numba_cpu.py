@@ -447,14 +447,15 @@ def nchw_to_gemm(y):
 
 
 # -- direct 3x3 convolution, stride 1 -----------------------------------------------------------------------------
-# im2col copies the input 9 times into columns that do not fit in the cache (32 MB for 32 channels at 28x28, batch
+# im2col copies the input 9 times into columns that do not fit in the cache (29 MB for 32 channels at 28x28, batch
 # 32), and the backward pass writes and reads them again: in the 28x28 layers that memory traffic cost as much as the
 # GEMMs. Here each padded input plane is flattened with its padded width wp, so window position (i, j) of output
 # pixel p = h*wp + w is input element p + i*wp + j: one output plane is 9 shifted, contiguous multiply-adds per input
 # channel, over planes that stay in the L1 cache. The two columns of each output row that fall in the right padding
 # (w >= OW) are computed and thrown away. Forward + backward with dx, batch 32, medians of 15 interleaved runs with
-# OpenBLAS's AVX-512 kernels: 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here; 16 -> 16 6.0 -> 3.7
-# ms. On small planes the GEMM wins (64 -> 64 at 14x14 1.4x, 64 -> 128 at 7x7 3.6x slower here): conv_direct_pays.
+# OpenBLAS's AVX-512 kernels (a probe script, 2026-12-06, not kept as a run file; bench/RESULTS.md round 4 has the
+# per-layer tables): 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here; 16 -> 16 6.0 -> 3.7 ms. On
+# small planes the GEMM wins (64 -> 64 at 14x14 1.4x, 64 -> 128 at 7x7 3.6x slower here): conv_direct_pays.
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _flat_pad(x, top, left, wp, out):
     """Copy x's planes into out (N, C, HP*WP + 2), already zeroed, at row ``top`` and column ``left`` of the padded
@@ -525,7 +526,7 @@ def _conv3x3_grads(xflat, dyw, wp, dw9, db):
         k = dw9[o, ch]
         k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8] = s0, s1, s2, s3, s4, s5, s6, s7, s8
     for o in prange(f):
-        total = 0.0
+        total = zero  # in dy's dtype, as the reference sums it
         for b in range(n):
             for p in range(length):
                 total += dyw[b, o, p]
@@ -546,8 +547,8 @@ def _flat_padded(x, pads):
 def conv_direct_pays(x_shape, w_shape, stride, pads):
     """3x3 windows, stride 1, output planes of at least 400 pixels (the 28x28 and 26x26 layers).
 
-    Forward + backward against im2col + GEMM, batch 32: 28x28 planes from 1 to 32 channels 0.6-0.97x its time;
-    14x14 with 32-64 channels 1.4x, 7x7 3.6x (see the comment above)."""
+    Where the probe of the comment above measured it faster (28x28 planes, 1 to 32 channels) and not where it was
+    slower (14x14 and 7x7)."""
     n, c, h, w = x_shape
     oh, ow = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
     return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pads) <= 2 and oh * ow >= 400
@@ -569,8 +570,10 @@ def conv_direct_backward(dy, x, W, pads, input_grad=True):
     (C, F, 3, 3) and flipped. The thrown-away columns and dy's padding meet x and W as zeros: a NaN or inf there
     would turn a zero term into NaN where the reference has no term at all, so non-finite x or W take the reference."""
     f, c, kh, kw = W.shape
+    if (kh, kw) != (3, 3) or max(pads) > 2:
+        return numpy_ref.conv_direct_backward(dy, x, W, pads, input_grad)
     xflat, wp, x_finite = _flat_padded(x, pads)
-    if (kh, kw) != (3, 3) or max(pads) > 2 or not (x_finite and np.isfinite(W).all()):
+    if not (x_finite and np.isfinite(W).all()):
         return numpy_ref.conv_direct_backward(dy, x, W, pads, input_grad)
     n, _, oh, ow = dy.shape
     dyw = np.zeros((n, f, oh, wp), dtype=dy.dtype)

@@ -259,11 +259,13 @@ def conv_direct_forward(x, W, b, pads):
     f, _, kh, kw = W.shape
     xpad = _pad(x, pads)
     oh, ow = xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
-    y = xp.zeros((x.shape[0], f, oh, ow), dtype=x.dtype) + b.reshape(1, f, 1, 1)
+    y = xp.empty((x.shape[0], f, oh, ow), dtype=x.dtype)
+    y[...] = b.reshape(1, f, 1, 1)  # start from the bias
     for i in range(kh):
         for j in range(kw):
             shifted = xpad[:, :, i : i + oh, j : j + ow]  # (N, C, OH, OW)
-            y += xp.tensordot(W[:, :, i, j], shifted, axes=(1, 1)).transpose(1, 0, 2, 3)  # (F, C) . C
+            # W[:, :, i, j] (F, C) times shifted, summed over C: (F, N, OH, OW), then N first
+            y += xp.tensordot(W[:, :, i, j], shifted, axes=(1, 1)).transpose(1, 0, 2, 3)
     return y
 
 

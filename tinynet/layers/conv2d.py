@@ -86,7 +86,7 @@ class Conv2D(Layer):
         W = self.params["W"]
         if self.direct:
             dx, W.grad, self.params["b"].grad = kernels.conv_direct_backward(dy, self.x, W.data, self.pads,
-                                                                             self.input_grad)
+                                                                             bool(self.input_grad))
             return dx
         dy2 = kernels.nchw_to_gemm(dy)  # (F, N*OH*OW), a new array: dy is left alone
         cols = self.cols if self.cols is not None else kernels.im2col(self.x, kh, kw, self.stride, self.pads)
