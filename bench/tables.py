@@ -244,6 +244,7 @@ TABLES = {
     "cpu-round4-haswell-cnn-before": lambda: benchmark_table(f"{ROUND4}/haswell_cnn_dropout02_before.json"),
     "cpu-round4-haswell-cnn-after": lambda: benchmark_table(f"{ROUND4}/haswell_cnn_dropout02_after.json"),
     "cpu-round4-import-order": lambda: benchmark_table(f"{ROUND4}/import_order_cnn_dropout02.json"),
+    "cpu-round4-cold-start": lambda: cold_start_table(f"{ROUND4}/cold_start.json"),
     "cpu-round4-layers-deep-before": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_before.json"),
     "cpu-round4-layers-deep-after": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_after.json"),
 }
