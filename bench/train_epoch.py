@@ -205,8 +205,7 @@ def main(argv=None):
         versions = {k: v for r in rows for k, v in r.items()
                     if k in ("device", "driver", "cuda_runtime", "cupy", "torch", "torch_cuda")}
         meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "blas_kernels": openblas_kernels(),
-                "flops_per_image": flops_by_model,
+                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops_by_model,
                 "python": platform.python_version(), "numpy": np.__version__, **versions,
                 "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:])),
                 "run": record(vars(args))}  # the commit, the versions, the threads

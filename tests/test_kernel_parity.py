@@ -387,7 +387,7 @@ BAD = {
     "direct conv: float64 bias": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)),
                                   _x(b, (4,), np.float64), (1,) * 4), TypeError, "bias is float64 but the input is"),
     "direct conv: one pad": (lambda b: kernels.conv_direct_forward(_x(b), _x(b, (4, 3, 3, 3)), _x(b, (4,)), 1),
-                             ValueError, r"pads must be \(top, bottom, left, right\), got 1"),
+                             ValueError, r"pads \(top, bottom, left, right\), got \(1, 1\) and 1"),
     "direct conv: input_grad a string": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 6, 6)), _x(b),
                                          _x(b, (4, 3, 3, 3)), (1,) * 4, "no"), TypeError, "input_grad must be True"),
     "direct conv pays: 3-D shape": (lambda b: kernels.conv_direct_pays((3, 6, 6), (4, 3, 3, 3), (1, 1), (1,) * 4),

@@ -56,7 +56,8 @@ def _int(v, what, low):
 
 def _window(kh, kw, stride, pads):
     kh, kw = _int(kh, "kernel height", 1), _int(kw, "kernel width", 1)
-    if len(stride) != 2 or len(pads) != 4:
+    sequences = isinstance(stride, (tuple, list)) and isinstance(pads, (tuple, list))
+    if not sequences or len(stride) != 2 or len(pads) != 4:
         raise ValueError(f"stride must be (sh, sw) and pads (top, bottom, left, right), got {stride!r} and {pads!r}")
     stride = (_int(stride[0], "stride", 1), _int(stride[1], "stride", 1))
     pads = tuple(_int(p, "padding", 0) for p in pads)
@@ -131,10 +132,8 @@ def _conv_weights(x, W, what):
 
 
 def _direct_output_hw(x, W, pads):
-    if not isinstance(pads, (tuple, list)) or len(pads) != 4:
-        raise ValueError(f"pads must be (top, bottom, left, right), got {pads!r}")
-    pads = tuple(_int(p, "padding", 0) for p in pads)
-    return pads, output_hw(x.shape[2], x.shape[3], W.shape[2], W.shape[3], (1, 1), pads)
+    kh, kw, stride, pads = _window(W.shape[2], W.shape[3], (1, 1), pads)
+    return pads, output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
 
 
 def conv_direct_pays(x_shape, w_shape, stride, pads):

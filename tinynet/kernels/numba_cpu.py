@@ -559,7 +559,7 @@ def conv_direct_forward(x, W, b, pads):
     if (kh, kw) != (3, 3):
         return numpy_ref.conv_direct_forward(x, W, b, pads)
     xflat, wp, _ = _flat_padded(x, pads)
-    oh, ow = x.shape[2] + pads[0] + pads[1] - 2, wp - 2
+    oh, ow = _out_hw(x.shape[2], x.shape[3], 3, 3, (1, 1), pads)
     y = np.empty((x.shape[0], f, oh, ow), dtype=x.dtype)
     _conv3x3(xflat, np.ascontiguousarray(W).reshape(f, c, 9), np.ascontiguousarray(b), wp, y)
     return y
