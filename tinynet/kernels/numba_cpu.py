@@ -473,58 +473,95 @@ def _flat_pad(x, top, left, wp, out):
     return check
 
 
+@njit(inline="always")
+def _block_of_4(first, f):
+    """The 4 output channels first..first+3, the last repeated where f runs out (its results are not kept)."""
+    return min(first, f - 1), min(first + 1, f - 1), min(first + 2, f - 1), min(first + 3, f - 1)
+
+
+# Register blocking: each pass over a plane reads one kernel row's 3 shifted inputs once and feeds 4 output channels
+# from them (12 weights, 3 inputs and 4 sums fit in the CPU's vector registers). One output channel per pass with
+# all 9 taps ran at a third of the AVX-512 peak: 10 loads per 9 multiply-adds, 9 of them unaligned, so the loads, not
+# the multiply-adds, set the pace. Batch 32, best of 7 x 10 calls, 2026-12-06 (a probe script, not kept as a run
+# file; bench/RESULTS.md round 5 has the layer and epoch tables): forward 32 -> 32 channels at 28x28 3.20 -> 1.47 ms,
+# 16 -> 16 0.72 -> 0.44 ms; 8 output channels per pass were no faster than 4.
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv3x3(xflat, w9, bias, wp, y):
-    """y (N, F, OH, OW) = bias + the 3x3 convolution of the flat padded planes xflat (N, C, HP*WP + 2), w9 (F, C, 9)."""
+    """y (N, F, OH, OW) = bias + the 3x3 convolution of the flat padded planes xflat (N, C, HP*WP + 2), w9 (F, C, 9).
+
+    One task per image and block of 4 output channels; one pass per input channel and kernel row i:
+    y[o][p] += w[o, ch, 3i] * x[p + i*wp] + w[o, ch, 3i + 1] * x[p + i*wp + 1] + w[o, ch, 3i + 2] * x[p + i*wp + 2]."""
     n, c = xflat.shape[0], xflat.shape[1]
     f, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     length = oh * wp  # output pixels in the padded width, the last wp - ow of each row thrown away
-    for task in prange(n * f):  # one output plane per task
-        b, o = task // f, task % f
-        acc = np.empty(length, dtype=y.dtype)
-        acc[:] = bias[o]
+    blocks = (f + 3) // 4
+    for task in prange(n * blocks):
+        b, first = task // blocks, 4 * (task % blocks)
+        o0, o1, o2, o3 = _block_of_4(first, f)
+        a0, a1, a2, a3 = (np.full(length, bias[o0]), np.full(length, bias[o1]), np.full(length, bias[o2]),
+                          np.full(length, bias[o3]))
         for ch in range(c):
-            x, k = xflat[b, ch], w9[o, ch]
-            # nine slices taken first: LLVM sees arrays starting at 0 and vectorises the loop over p
-            x0, x1, x2 = x[0:length], x[1 : length + 1], x[2 : length + 2]
-            x3, x4, x5 = x[wp : wp + length], x[wp + 1 : wp + 1 + length], x[wp + 2 : wp + 2 + length]
-            x6, x7, x8 = x[2 * wp : 2 * wp + length], x[2 * wp + 1 : 2 * wp + 1 + length], x[2 * wp + 2 : 2 * wp + 2 + length]
-            k0, k1, k2, k3, k4, k5, k6, k7, k8 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
-            for p in range(length):
-                acc[p] += (k0 * x0[p] + k1 * x1[p] + k2 * x2[p] + k3 * x3[p] + k4 * x4[p] + k5 * x5[p]
-                           + k6 * x6[p] + k7 * x7[p] + k8 * x8[p])
-        for i in range(oh):
-            y[b, o, i, :] = acc[i * wp : i * wp + ow]
+            x = xflat[b, ch]
+            for i in range(3):
+                s, t = i * wp, 3 * i
+                # three slices taken first: LLVM sees arrays starting at 0 and vectorises the loop over p
+                x0, x1, x2 = x[s : s + length], x[s + 1 : s + 1 + length], x[s + 2 : s + 2 + length]
+                k0, k1, k2, k3 = w9[o0, ch, t : t + 3], w9[o1, ch, t : t + 3], w9[o2, ch, t : t + 3], w9[o3, ch, t : t + 3]
+                k00, k01, k02, k10, k11, k12 = k0[0], k0[1], k0[2], k1[0], k1[1], k1[2]
+                k20, k21, k22, k30, k31, k32 = k2[0], k2[1], k2[2], k3[0], k3[1], k3[2]
+                for p in range(length):
+                    v0, v1, v2 = x0[p], x1[p], x2[p]
+                    a0[p] += k00 * v0 + k01 * v1 + k02 * v2
+                    a1[p] += k10 * v0 + k11 * v1 + k12 * v2
+                    a2[p] += k20 * v0 + k21 * v1 + k22 * v2
+                    a3[p] += k30 * v0 + k31 * v1 + k32 * v2
+        for r, acc in enumerate((a0, a1, a2, a3)):
+            if first + r < f:
+                for i in range(oh):
+                    y[b, first + r, i, :] = acc[i * wp : i * wp + ow]
 
 
+# The weight gradient blocked the same way: 4 output channels and one input channel per task, one pass per image and
+# kernel row, 12 running sums. Probe as above: 32 -> 32 channels at 28x28 2.78 -> 1.59 ms, 16 -> 16 0.78 -> 0.50 ms.
 @njit(parallel=True, cache=True, fastmath={"contract", "reassoc"})
 def _conv3x3_grads(xflat, dyw, wp, dw9, db):
     """dw9 (F, C, 9) and db (F,) from dyw (N, F, OH*WP), dy in the padded width with zeros in the thrown-away
-    columns: dW[o, ch, i*3 + j] = sum over images and pixels p of dy[p] * x[p + i*wp + j]."""
+    columns: dW[o, ch, i*3 + j] = sum over images and pixels p of dy[o][p] * x[ch][p + i*wp + j]."""
     n, c = xflat.shape[0], xflat.shape[1]
     f, length = dyw.shape[1], dyw.shape[2]
     zero = dw9.dtype.type(0)
-    for task in prange(f * c):
-        o, ch = task // c, task % c
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = zero
+    blocks = (f + 3) // 4
+    for task in prange(blocks * c):
+        first, ch = 4 * (task // c), task % c
+        o0, o1, o2, o3 = _block_of_4(first, f)
+        sums = np.zeros((4, 9), dtype=dw9.dtype)
         for b in range(n):
-            d, x = dyw[b, o], xflat[b, ch]
-            x0, x1, x2 = x[0:length], x[1 : length + 1], x[2 : length + 2]
-            x3, x4, x5 = x[wp : wp + length], x[wp + 1 : wp + 1 + length], x[wp + 2 : wp + 2 + length]
-            x6, x7, x8 = x[2 * wp : 2 * wp + length], x[2 * wp + 1 : 2 * wp + 1 + length], x[2 * wp + 2 : 2 * wp + 2 + length]
-            for p in range(length):
-                e = d[p]
-                s0 += e * x0[p]
-                s1 += e * x1[p]
-                s2 += e * x2[p]
-                s3 += e * x3[p]
-                s4 += e * x4[p]
-                s5 += e * x5[p]
-                s6 += e * x6[p]
-                s7 += e * x7[p]
-                s8 += e * x8[p]
-        k = dw9[o, ch]
-        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8] = s0, s1, s2, s3, s4, s5, s6, s7, s8
+            d0, d1, d2, d3, x = dyw[b, o0], dyw[b, o1], dyw[b, o2], dyw[b, o3], xflat[b, ch]
+            for i in range(3):
+                s, t = i * wp, 3 * i
+                x0, x1, x2 = x[s : s + length], x[s + 1 : s + 1 + length], x[s + 2 : s + 2 + length]
+                s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+                for p in range(length):
+                    v0, v1, v2, e0, e1, e2, e3 = x0[p], x1[p], x2[p], d0[p], d1[p], d2[p], d3[p]
+                    s00 += e0 * v0
+                    s01 += e0 * v1
+                    s02 += e0 * v2
+                    s10 += e1 * v0
+                    s11 += e1 * v1
+                    s12 += e1 * v2
+                    s20 += e2 * v0
+                    s21 += e2 * v1
+                    s22 += e2 * v2
+                    s30 += e3 * v0
+                    s31 += e3 * v1
+                    s32 += e3 * v2
+                sums[0, t], sums[0, t + 1], sums[0, t + 2] = sums[0, t] + s00, sums[0, t + 1] + s01, sums[0, t + 2] + s02
+                sums[1, t], sums[1, t + 1], sums[1, t + 2] = sums[1, t] + s10, sums[1, t + 1] + s11, sums[1, t + 2] + s12
+                sums[2, t], sums[2, t + 1], sums[2, t + 2] = sums[2, t] + s20, sums[2, t + 1] + s21, sums[2, t + 2] + s22
+                sums[3, t], sums[3, t + 1], sums[3, t + 2] = sums[3, t] + s30, sums[3, t + 1] + s31, sums[3, t + 2] + s32
+        for r in range(4):
+            if first + r < f:
+                dw9[first + r, ch, :] = sums[r]
     for o in prange(f):
         total = zero  # in dy's dtype, as the reference sums it
         for b in range(n):
