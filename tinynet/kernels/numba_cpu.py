@@ -454,8 +454,8 @@ def nchw_to_gemm(y):
 # channel, over planes that stay in the L1 cache. The two columns of each output row that fall in the right padding
 # (w >= OW) are computed and thrown away. Forward + backward with dx, batch 32, medians of 15 interleaved runs with
 # OpenBLAS's AVX-512 kernels (a probe script, 2026-12-06, not kept as a run file; bench/RESULTS.md round 4 has the
-# per-layer tables): 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here; 16 -> 16 6.0 -> 3.7 ms. On
-# small planes the GEMM wins (64 -> 64 at 14x14 1.4x, 64 -> 128 at 7x7 3.6x slower here): conv_direct_pays.
+# per-layer tables): 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here (one output channel per
+# pass; 5.9 ms with the blocked kernels below, best of 7 x 10 calls). Where it stops paying: conv_direct_pays.
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _flat_pad(x, top, left, wp, out):
     """Copy x's planes into out (N, C, HP*WP + 2), already zeroed, at row ``top`` and column ``left`` of the padded
@@ -582,13 +582,17 @@ def _flat_padded(x, pads):
 
 
 def conv_direct_pays(x_shape, w_shape, stride, pads):
-    """3x3 windows, stride 1, output planes of at least 400 pixels (the 28x28 and 26x26 layers).
+    """3x3 windows, stride 1, output planes of at least 196 pixels (the 28x28, 26x26 and 14x14 layers).
 
-    Where the probe of the comment above measured it faster (28x28 planes, 1 to 32 channels) and not where it was
-    slower (14x14 and 7x7)."""
+    Smaller planes make short passes (7x7: 63 pixels per pass), where im2col + GEMM is faster: a training step of
+    one layer at batch 32 (forward and backward with dx, best of 7 x 10; a probe script, 2026-12-06) took 7.9 ms here
+    against 3.0 ms for 64 -> 128 channels at 7x7. At 14x14 the two were level for a single layer (64 -> 64: 7.0
+    against 7.6 ms) and the direct path faster in the whole model, whose columns come and go through memory:
+    deep_bn_cnn at batch 128, interleaved epochs of 6,400 images, 640 and 661 -> 730 and 703 images/s (round 5 of
+    bench/RESULTS.md has the epoch tables)."""
     n, c, h, w = x_shape
     oh, ow = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
-    return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pads) <= 2 and oh * ow >= 400
+    return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pads) <= 2 and oh * ow >= 196
 
 
 def conv_direct_forward(x, W, b, pads):
