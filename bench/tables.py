@@ -214,13 +214,24 @@ def _images_per_s(m):
     return m["train_images"] / sorted(m["history"]["seconds"])[len(m["history"]["seconds"]) // 2]
 
 
+def _gain(before, after, backend="numba"):
+    """How many more training images per second ``backend`` made in the after run than in the before run, per batch
+    size, as 'A-B%' (smallest to largest)."""
+    def img_s(name):
+        return {r["batch"]: r["train_img_s"] for r in run(name)["rows"] if r["backend"] == backend}
+    b, a = img_s(before), img_s(after)
+    gains = sorted(round(100 * (a[k] / b[k] - 1)) for k in b)
+    return f"{gains[0]}%" if gains[0] == gains[-1] else f"{gains[0]}-{gains[-1]}%"
+
+
 ROUND4 = "cpu_2026-12-06_round4"
+ROUND5 = "cpu_2026-12-06_round5"
 TABLES = {
     "accuracy-history": lambda: accuracy_table(ACCURACY["history"]),
     "accuracy-current": lambda: accuracy_table(CURRENT),
     "recipe-search": search_table,
-    "cpu-speed": lambda: speed_table(f"{ROUND4}/cnn_dropout02_after.json"),
-    "cpu-speed-deep": lambda: speed_table(f"{ROUND4}/deep_bn_cnn_after.json"),
+    "cpu-speed": lambda: speed_table(f"{ROUND5}/cnn_dropout02_after.json"),
+    "cpu-speed-deep": lambda: speed_table(f"{ROUND5}/deep_bn_cnn_after.json"),
     "cpu-benchmark-before": lambda: benchmark_table("cpu_benchmark_2026-11-25_before.json"),
     "cpu-benchmark-after": lambda: benchmark_table("cpu_benchmark_2026-11-25_after.json"),
     "cpu-round2-cnn": lambda: benchmark_table("cpu_2026-11-25_round2/cnn_dropout02.json"),
@@ -247,11 +258,21 @@ TABLES = {
     "cpu-round4-cold-start": lambda: cold_start_table(f"{ROUND4}/cold_start.json"),
     "cpu-round4-layers-deep-before": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_before.json"),
     "cpu-round4-layers-deep-after": lambda: layers_table(f"{ROUND4}/layers_deep_bn_cnn_b32_after.json"),
+    "cpu-round5-deep-before": lambda: benchmark_table(f"{ROUND5}/deep_bn_cnn_before.json"),
+    "cpu-round5-deep-after": lambda: benchmark_table(f"{ROUND5}/deep_bn_cnn_after.json"),
+    "cpu-round5-cnn-before": lambda: benchmark_table(f"{ROUND5}/cnn_dropout02_before.json"),
+    "cpu-round5-cnn-after": lambda: benchmark_table(f"{ROUND5}/cnn_dropout02_after.json"),
+    "cpu-round5-haswell-deep-before": lambda: benchmark_table(f"{ROUND5}/haswell_deep_bn_cnn_before.json"),
+    "cpu-round5-haswell-deep-after": lambda: benchmark_table(f"{ROUND5}/haswell_deep_bn_cnn_after.json"),
+    "cpu-round5-import-order": lambda: benchmark_table(f"{ROUND5}/import_order_deep_bn_cnn.json"),
+    "cpu-round5-cold-start": lambda: cold_start_table(f"{ROUND5}/cold_start.json"),
+    "cpu-round5-layers-deep-after": lambda: layers_table(f"{ROUND5}/layers_deep_bn_cnn_b32_after.json"),
 }
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
     "demo-accuracy-newer-cpu": lambda: pct(run("accuracy/demo_seed0_newer_cpu.json")["test_accuracy"]),
     "demo-accuracy-direct-conv": lambda: pct(run("accuracy/demo_seed0_direct_conv.json")["test_accuracy"]),
+    "demo-accuracy-blocked-conv": lambda: pct(run("accuracy/demo_seed0_blocked_conv.json")["test_accuracy"]),
     "demo-minutes": lambda: f"{run('accuracy/cnn_dropout02_ls/seed0.json')['train_seconds'] / 60:.0f}",
     "deep-img-s": lambda: _recorded(DEEP, lambda m: f"{_images_per_s(m):.0f} images/s"),
     "deep-minutes": lambda: _recorded(DEEP, lambda m: f"{m['epochs'] * m['train_images'] / _images_per_s(m) / 60:.0f}"
@@ -263,6 +284,7 @@ FIGURES = {
     "round4-peak-haswell": lambda: f"{run(f'{ROUND4}/haswell_deep_bn_cnn_after.json')['meta']['gemm_peak_gflops']:.0f}"
                                    " GFLOP/s",
     "round4-peak-own": lambda: f"{run(f'{ROUND4}/deep_bn_cnn_after.json')['meta']['gemm_peak_gflops']:.0f} GFLOP/s",
+    "round5-deep-gain": lambda: _gain(f"{ROUND5}/deep_bn_cnn_before.json", f"{ROUND5}/deep_bn_cnn_after.json"),
 }
 
 
