@@ -399,7 +399,7 @@ _FUNCTIONS = (
     "zeros ones empty full zeros_like ones_like empty_like full_like arange eye "
     "exp log sqrt abs absolute maximum minimum where isnan isfinite isinf sign clip "
     "ascontiguousarray pad concatenate stack reshape transpose take sum mean var std max min argmax argmin all any "
-    "dot matmul tensordot equal not_equal less less_equal greater greater_equal logical_and logical_or logical_not "
+    "dot matmul tensordot einsum equal not_equal less less_equal greater greater_equal logical_and logical_or logical_not "
     "multiply add subtract divide true_divide negative power square tanh copy unique bincount nonzero flatnonzero"
 ).split()
 for _name in _FUNCTIONS:

@@ -121,7 +121,8 @@ def _direct_matches_the_reference(backend, dtype, x_shape, w_shape, pads, seed, 
 
 def test_direct_3x3_kernels_stay_inside_their_arrays(tmp_path):
     """The compiled kernels read up to 2 elements past each padded plane (the slack _flat_padded adds): run them with
-    Numba's bounds checking on, in a fresh process and cache, over paddings 0-2 and small planes."""
+    Numba's bounds checking on, in a fresh process and cache, over paddings 0-2, small planes and partial blocks of
+    output channels."""
     pytest.importorskip("numba")
     code = """
 import itertools, numpy as np, tinynet
@@ -129,10 +130,11 @@ from tinynet import kernels
 from tinynet.kernels import numpy_ref
 tinynet.use_backend("numba")
 rng = np.random.default_rng(0)
-for pads in itertools.product(range(3), repeat=4):
+# channels (C, F): blocks of 4 output channels, full and partial, for y and dW, and for dx (where C plays F)
+for (c, f), pads in itertools.product([(2, 3), (5, 5), (1, 9)], itertools.product(range(3), repeat=4)):
     for h, w in [(1, 1), (1, 4), (3, 1), (2, 5), (6, 6)]:
-        x = rng.standard_normal((2, 2, h, w)).astype(np.float32)
-        W, b = rng.standard_normal((3, 2, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
+        x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+        W, b = rng.standard_normal((f, c, 3, 3)).astype(np.float32), np.zeros(f, np.float32)
         if h + pads[0] + pads[1] < 3 or w + pads[2] + pads[3] < 3:
             continue
         y = kernels.conv_direct_forward(x, W, b, pads)

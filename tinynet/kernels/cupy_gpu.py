@@ -165,9 +165,9 @@ def softmax_cross_entropy(logits, labels, totals=None):
 batchnorm_forward = numpy_ref.batchnorm_forward
 batchnorm_backward = numpy_ref.batchnorm_backward
 
-# Direct convolution: the reference's shifted matrix products (cuBLAS through CuPy's tensordot). Conv2D keeps
-# im2col + one GEMM on a GPU (conv_direct_pays is False): the direct path was written for CPU caches and has not
-# been measured on a GPU.
+# Direct convolution: the reference's sums per window position (CuPy's einsum, which may contract through cuBLAS).
+# Conv2D keeps im2col + one GEMM on a GPU (conv_direct_pays is False): the direct path was written for CPU caches
+# and has not been measured on a GPU.
 conv_direct_pays = numpy_ref.conv_direct_pays
 conv_direct_forward = numpy_ref.conv_direct_forward
 conv_direct_backward = numpy_ref.conv_direct_backward

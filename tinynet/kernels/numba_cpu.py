@@ -455,7 +455,7 @@ def nchw_to_gemm(y):
 # (w >= OW) are computed and thrown away. Forward + backward with dx, batch 32, medians of 15 interleaved runs with
 # OpenBLAS's AVX-512 kernels (a probe script, 2026-12-06, not kept as a run file; bench/RESULTS.md round 4 has the
 # per-layer tables): 32 -> 32 channels at 28x28 12.5 ms as im2col + GEMM, 10.1 ms here (one output channel per
-# pass; 5.9 ms with the blocked kernels below, best of 7 x 10 calls). Where it stops paying: conv_direct_pays.
+# pass; the blocked kernels below are faster again). Where it stops paying: conv_direct_pays.
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _flat_pad(x, top, left, wp, out):
     """Copy x's planes into out (N, C, HP*WP + 2), already zeroed, at row ``top`` and column ``left`` of the padded
@@ -475,16 +475,20 @@ def _flat_pad(x, top, left, wp, out):
 
 @njit(inline="always")
 def _block_of_4(first, f):
-    """The 4 output channels first..first+3, the last repeated where f runs out (its results are not kept)."""
+    """The 4 output channels first..first+3, the last repeated where f runs out (its results are not kept).
+
+    A partial block wastes the repeated channels' work: up to 3 of 4 when F < 4 (or, for dx, C < 4)."""
     return min(first, f - 1), min(first + 1, f - 1), min(first + 2, f - 1), min(first + 3, f - 1)
 
 
 # Register blocking: each pass over a plane reads one kernel row's 3 shifted inputs once and feeds 4 output channels
-# from them (12 weights, 3 inputs and 4 sums fit in the CPU's vector registers). One output channel per pass with
-# all 9 taps ran at a third of the AVX-512 peak: 10 loads per 9 multiply-adds, 9 of them unaligned, so the loads, not
-# the multiply-adds, set the pace. Batch 32, best of 7 x 10 calls, 2026-12-06 (a probe script, not kept as a run
-# file; bench/RESULTS.md round 5 has the layer and epoch tables): forward 32 -> 32 channels at 28x28 3.20 -> 1.47 ms,
-# 16 -> 16 0.72 -> 0.44 ms; 8 output channels per pass were no faster than 4.
+# from them. One output channel per pass with all 9 taps ran at a third of the AVX-512 peak: per step of the loop, 10
+# loads (9 of them unaligned) and 1 store for 9 multiply-adds, so the loads, not the arithmetic, set the pace. Now a
+# step makes 3 input loads and 4 sum loads and stores for 12 multiply-adds. The 12 weights are read into scalar
+# locals before the loop, so the loop body is only loads, multiply-adds and stores, which LLVM vectorises. Batch 32,
+# best of 7 x 10 calls, 2026-12-06 (a probe script, not kept as a run file; bench/RESULTS.md round 5 has the layer
+# and epoch tables): forward 32 -> 32 channels at 28x28 3.20 -> 1.47 ms, 16 -> 16 0.72 -> 0.44 ms; 8 output channels
+# per pass were no faster than 4.
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv3x3(xflat, w9, bias, wp, y):
     """y (N, F, OH, OW) = bias + the 3x3 convolution of the flat padded planes xflat (N, C, HP*WP + 2), w9 (F, C, 9).
@@ -498,8 +502,8 @@ def _conv3x3(xflat, w9, bias, wp, y):
     for task in prange(n * blocks):
         b, first = task // blocks, 4 * (task % blocks)
         o0, o1, o2, o3 = _block_of_4(first, f)
-        a0, a1, a2, a3 = (np.full(length, bias[o0]), np.full(length, bias[o1]), np.full(length, bias[o2]),
-                          np.full(length, bias[o3]))
+        a0, a1, a2, a3 = (np.full(length, bias[o0], dtype=y.dtype), np.full(length, bias[o1], dtype=y.dtype),
+                          np.full(length, bias[o2], dtype=y.dtype), np.full(length, bias[o3], dtype=y.dtype))
         for ch in range(c):
             x = xflat[b, ch]
             for i in range(3):
@@ -522,7 +526,8 @@ def _conv3x3(xflat, w9, bias, wp, y):
 
 
 # The weight gradient blocked the same way: 4 output channels and one input channel per task, one pass per image and
-# kernel row, 12 running sums. Probe as above: 32 -> 32 channels at 28x28 2.78 -> 1.59 ms, 16 -> 16 0.78 -> 0.50 ms.
+# kernel row, 12 running sums (which stay in registers: reductions). Probe as above: 32 -> 32 channels at 28x28
+# 2.78 -> 1.59 ms, 16 -> 16 0.78 -> 0.50 ms.
 @njit(parallel=True, cache=True, fastmath={"contract", "reassoc"})
 def _conv3x3_grads(xflat, dyw, wp, dw9, db):
     """dw9 (F, C, 9) and db (F,) from dyw (N, F, OH*WP), dy in the padded width with zeros in the thrown-away
@@ -543,22 +548,12 @@ def _conv3x3_grads(xflat, dyw, wp, dw9, db):
                 s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
                 for p in range(length):
                     v0, v1, v2, e0, e1, e2, e3 = x0[p], x1[p], x2[p], d0[p], d1[p], d2[p], d3[p]
-                    s00 += e0 * v0
-                    s01 += e0 * v1
-                    s02 += e0 * v2
-                    s10 += e1 * v0
-                    s11 += e1 * v1
-                    s12 += e1 * v2
-                    s20 += e2 * v0
-                    s21 += e2 * v1
-                    s22 += e2 * v2
-                    s30 += e3 * v0
-                    s31 += e3 * v1
-                    s32 += e3 * v2
-                sums[0, t], sums[0, t + 1], sums[0, t + 2] = sums[0, t] + s00, sums[0, t + 1] + s01, sums[0, t + 2] + s02
-                sums[1, t], sums[1, t + 1], sums[1, t + 2] = sums[1, t] + s10, sums[1, t + 1] + s11, sums[1, t + 2] + s12
-                sums[2, t], sums[2, t + 1], sums[2, t + 2] = sums[2, t] + s20, sums[2, t + 1] + s21, sums[2, t + 2] + s22
-                sums[3, t], sums[3, t + 1], sums[3, t + 2] = sums[3, t] + s30, sums[3, t + 1] + s31, sums[3, t + 2] + s32
+                    s00, s01, s02 = s00 + e0 * v0, s01 + e0 * v1, s02 + e0 * v2  # output channel o0, taps (i, 0..2)
+                    s10, s11, s12 = s10 + e1 * v0, s11 + e1 * v1, s12 + e1 * v2
+                    s20, s21, s22 = s20 + e2 * v0, s21 + e2 * v1, s22 + e2 * v2
+                    s30, s31, s32 = s30 + e3 * v0, s31 + e3 * v1, s32 + e3 * v2
+                for k, total in enumerate((s00, s01, s02, s10, s11, s12, s20, s21, s22, s30, s31, s32)):
+                    sums[k // 3, t + k % 3] += total  # output channel first + k // 3, tap (i, k % 3)
         for r in range(4):
             if first + r < f:
                 dw9[first + r, ch, :] = sums[r]
@@ -588,8 +583,8 @@ def conv_direct_pays(x_shape, w_shape, stride, pads):
     one layer at batch 32 (forward and backward with dx, best of 7 x 10; a probe script, 2026-12-06) took 7.9 ms here
     against 3.0 ms for 64 -> 128 channels at 7x7. At 14x14 the two were level for a single layer (64 -> 64: 7.0
     against 7.6 ms) and the direct path faster in the whole model, whose columns come and go through memory:
-    deep_bn_cnn at batch 128, interleaved epochs of 6,400 images, 640 and 661 -> 730 and 703 images/s (round 5 of
-    bench/RESULTS.md has the epoch tables)."""
+    deep_bn_cnn at batch 128, interleaved epochs of 6,400 images with the rule at 400 and at 196 pixels (probe runs,
+    not kept as run files), 640 and 661 -> 730 and 703 images/s; level at batch 32."""
     n, c, h, w = x_shape
     oh, ow = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
     return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and max(pads) <= 2 and oh * ow >= 196

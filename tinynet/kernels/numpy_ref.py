@@ -264,8 +264,9 @@ def conv_direct_forward(x, W, b, pads):
     for i in range(kh):
         for j in range(kw):
             shifted = xpad[:, :, i : i + oh, j : j + ow]  # (N, C, OH, OW)
-            # W[:, :, i, j] (F, C) times shifted, summed over C: (F, N, OH, OW), then N first
-            y += xp.tensordot(W[:, :, i, j], shifted, axes=(1, 1)).transpose(1, 0, 2, 3)
+            # W[:, :, i, j] (F, C) times shifted, summed over C. einsum multiplies every pair, as the formula
+            # does: a BLAS product may skip a zero and so turn 0 * inf into 0 where the formula has NaN.
+            y += xp.einsum("fc,nchw->nfhw", W[:, :, i, j], shifted)
     return y
 
 
@@ -284,9 +285,9 @@ def conv_direct_backward(dy, x, W, pads, input_grad=True):
     for i in range(kh):
         for j in range(kw):
             shifted = xpad[:, :, i : i + oh, j : j + ow]
-            dW[:, :, i, j] = xp.tensordot(dy, shifted, axes=([0, 2, 3], [0, 2, 3]))  # (F, C)
+            dW[:, :, i, j] = xp.einsum("nfhw,nchw->fc", dy, shifted)
             if input_grad:
-                dxpad[:, :, i : i + oh, j : j + ow] += xp.tensordot(W[:, :, i, j], dy, axes=(0, 1)).transpose(1, 0, 2, 3)
+                dxpad[:, :, i : i + oh, j : j + ow] += xp.einsum("fc,nfhw->nchw", W[:, :, i, j], dy)
     dx = None if dxpad is None else xp.ascontiguousarray(dxpad[:, :, pads[0] : pads[0] + x.shape[2],
                                                                  pads[2] : pads[2] + x.shape[3]])
     return dx, dW, dy.sum(axis=(0, 2, 3))
