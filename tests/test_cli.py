@@ -213,3 +213,17 @@ def test_a_run_records_the_openblas_kernels_and_who_chose_them():
     env.pop("OPENBLAS_CORETYPE")
     own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "OPENBLAS_CORETYPE" not in own.stdout and own.stdout.strip() not in ("", "?")
+
+
+def test_resume_takes_the_model_options_and_folder_from_the_checkpoint(fashion, tmp_path, monkeypatch):
+    """--resume alone continues the run the checkpoint holds: its model, its training options, its folder (only
+    --epochs may differ, to train on for longer)."""
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--backend", "numpy", "--no-plots", "--quiet", "--limit-test", "100"]
+    assert main(["train", "--model", "cnn_dropout05", "--epochs", "1", "--limit-train", "200", "--lr", "0.01",
+                 "--no-cosine", "--seed", "3", "--out", "first", *quiet]) == 0
+    assert main(["train", "--resume", "first/last.safetensors", "--epochs", "2", *quiet]) == 0
+    m = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert (m["model"], m["lr"], m["seed"], m["train_images"], m["epochs"]) == ("cnn_dropout05", 0.01, 3, 200, 2)
+    assert m["run"]["recipe"]["cosine"] is False
+    assert not (tmp_path / "runs").exists()  # not the default runs/MODEL folder

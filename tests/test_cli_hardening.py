@@ -198,6 +198,41 @@ def test_inconsistent_arguments_are_refused_up_front(tmp_path, no_work, capsys, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.fixture(scope="module")
+def resumable(fashion, tmp_path_factory):
+    """A one-epoch cnn_dropout05 run (seed 1, lr 0.01) to resume."""
+    out = tmp_path_factory.mktemp("resumable")
+    assert main(["train", "--model", "cnn_dropout05", "--epochs", "1", "--limit-train", "100", "--limit-test", "50",
+                 "--lr", "0.01", "--seed", "1", "--backend", "numpy", "--no-plots", "--quiet", "--out", str(out)]) == 0
+    return out / "last.safetensors"
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["--model", "cnn_dropout02"], "holds cnn_dropout05, not cnn_dropout02: give one or the other"),
+        (["--seeds", "0,1"], "--resume continues one run; --seeds trains several from the start"),
+        (["--seed", "5"], "continues a run trained with other options: --seed 5 (the checkpoint's run: --seed 1)"),
+        (["--lr", "0.1", "--augment"], "--lr 0.1 (the checkpoint's run: --lr 0.01); --augment (the checkpoint's "
+                                       "run: no --augment)"),
+        (["--limit-train", "50"], "--limit-train 50 (the checkpoint's run: --limit-train 100)"),
+    ],
+)
+def test_resume_refuses_options_that_would_continue_another_run(resumable, no_work, capsys, argv, expect):
+    before = sorted(p.name for p in resumable.parent.iterdir())
+    assert main(["train", "--resume", str(resumable), *argv]) == 2
+    assert expect in one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in resumable.parent.iterdir()) == before
+
+
+def test_resume_refuses_a_checkpoint_without_optimizer_state(tmp_path, no_work, capsys):
+    from tinynet import models
+
+    path = models.build("cnn_dropout02", seed=0).save(tmp_path / "weights.safetensors")
+    assert main(["train", "--resume", str(path)]) == 2
+    assert "holds no optimizer state" in one_error_line(capsys.readouterr().err)
+
+
 def test_validation_larger_than_the_data_is_refused_before_training(fashion, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("tinynet.train.fit", lambda *a, **k: pytest.fail("training started"))
     assert main(["train", "--validation", "60000", "--out", str(tmp_path / "run")]) == 2
@@ -528,3 +563,12 @@ def test_unscaled_check_runs_on_the_device(standin, all_warnings):
     assert standin.stats["to_host"] == 1  # float() of the 0-d max
     assert warn_if_unscaled(standin.asarray(x)) is False
     assert len(_unscaled_warnings(all_warnings)) == 1
+
+
+def test_monitoring_options_without_validation_say_they_follow_the_training_loss(tmp_path, no_work, capsys):
+    (tmp_path / "file").write_text("")  # an --out that is a file: refused right after the note
+    assert main(["train", "--select", "best", "--patience", "1", "--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert "note: no validation images, so --select best and --patience use the training loss" in err
+    assert main(["train", "--validation", "100", "--patience", "1", "--out", str(tmp_path / "file")]) == 2
+    assert "note:" not in capsys.readouterr().err

@@ -98,9 +98,10 @@ class ModelCheckpoint(Callback):
     run can never overwrite the last good checkpoint.
     """
 
-    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto"):
+    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto", extra=None):
         self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
         self.mode = _better(mode, monitor)
+        self.extra = dict(extra or {})  # more metadata for every file it writes (strings), e.g. the CLI's recipe
 
     def on_train_begin(self, run):
         if not hasattr(self, "best"):
@@ -120,7 +121,7 @@ class ModelCheckpoint(Callback):
         save_checkpoint(
             self.path, run.model, run.optimizer, epoch=epoch, rng=run.rng, history=run.history.as_dict(),
             augment=run.augment,
-            extra={"monitor": self.monitor, "best": value},
+            extra={**self.extra, "monitor": self.monitor, "best": value},
         )
         self.saved_epochs.append(epoch)
 

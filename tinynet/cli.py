@@ -133,9 +133,64 @@ def _check_train_args(args):
         args.cosine = not schedules
     if args.limit_val and not args.validation:
         raise UsageError("--limit-val needs validation images, but --validation is 0")
-    if args.resume and not Path(args.resume).is_file():
-        raise UsageError(f"--resume {args.resume}: no such checkpoint file")
+    on_monitor = [flag for flag, given in (("--select best", args.select == "best"), ("--patience", args.patience),
+                                           ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau)) if given is not None
+                  and given is not False]
+    if on_monitor and not args.validation and not args.monitor:  # legal, but easy to miss: say it once
+        print(f"note: no validation images, so {' and '.join(on_monitor)} use{'s' * (len(on_monitor) == 1)} the "
+              "training loss (--validation N holds some out)", file=sys.stderr)
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
+
+
+# The options that make a training run what it is: a checkpoint records them, and --resume takes them from it.
+# --epochs may differ (to train on for longer); the others would silently make another run.
+RECIPE = ("model", "seed", "epochs", "batch_size", "lr", "augment", "augment_shift", "validation", "monitor",
+          "patience", "lr_decay_steps", "weight_decay", "label_smoothing", "cosine", "reduce_lr_on_plateau",
+          "limit_train", "limit_val")
+
+
+def _option(key, value):
+    flag = "--" + key.replace("_", "-")
+    if value is True or value is False:
+        return flag if value else ("--no-cosine" if key == "cosine" else f"no {flag}")
+    return f"{flag} {value}" if value is not None else f"no {flag}"
+
+
+def _take_recipe_from(args):
+    """--resume: the model, the options and the output folder of the run being continued, from its checkpoint.
+
+    An option given on the command line that differs from the checkpoint's recipe is refused (it would continue
+    another run than the one the checkpoint holds), except --epochs; options left out are taken from it."""
+    import json
+
+    from tinynet.checkpoint import read_checkpoint
+    from tinynet.errors import UsageError
+
+    if args.seeds:
+        raise UsageError("--resume continues one run; --seeds trains several from the start: give one or the other")
+    meta, _, reader = read_checkpoint(args.resume)
+    reader.close()
+    given = getattr(args, "given", set())
+    if "model" in given and args.model != meta["model_name"]:
+        raise UsageError(f"{args.resume} holds {meta['model_name']}, not {args.model}: give one or the other")
+    args.model = meta["model_name"]
+    if "optimizer" not in meta:
+        raise UsageError(f"{args.resume} holds no optimizer state (saved without one, as model.save does): it can "
+                         "be evaluated or inspected, not resumed")
+    recipe = json.loads(meta.get("extra.recipe", "null"))
+    if recipe is None:  # written by fit() from Python, or by a tinynet older than the recipe
+        print(f"note: {args.resume} records no training options: the command's own are used", file=sys.stderr)
+    else:
+        clashes = [f"{_option(k, getattr(args, k))} (the checkpoint's run: {_option(k, recipe[k])})"
+                   for k in RECIPE if k in given and k != "epochs" and k in recipe and getattr(args, k) != recipe[k]]
+        if clashes:
+            raise UsageError(f"{args.resume} continues a run trained with other options: {'; '.join(clashes)}. "
+                             "Leave them out to take the checkpoint's")
+        for k in RECIPE:
+            if k not in given and k in recipe:
+                setattr(args, k, recipe[k])
+    if args.out is None:  # the run goes on in its own folder
+        args.out = str(Path(args.resume).parent)
 
 
 def cmd_models(args):
@@ -169,8 +224,9 @@ def cmd_gradcheck(args):
                   f"backend {backend.name})")
             print(r, end="\n\n")
         return 0 if all(r.ok for r in results) else 1
+    # the bar on a terminal only, as train's: redrawn frames would fill a log file
     with tqdm(total=len(model.parameters()) + 1, desc=f"gradcheck {args.model}", unit="tensor", leave=False,
-              disable=args.quiet) as bar:
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
 
         def progress(done, total, name):
             bar.update(done - bar.n)
@@ -208,6 +264,10 @@ def cmd_train(args):
     from tinynet.provenance import git_state
 
     code = git_state()  # the code this process loaded: a commit made while it trains is not its code
+    if args.resume:
+        if not Path(args.resume).is_file():
+            raise UsageError(f"--resume {args.resume}: no such checkpoint file")
+        _take_recipe_from(args)
     _check_train_args(args)
     backend = _backend(args.backend)
     seeds = args.seeds or [args.seed]
@@ -238,6 +298,7 @@ def cmd_train(args):
 
 def _train_one(args, backend, seed, data, out, startup, code):
     """One seed: build, warm up (compile), train, evaluate, report; returns the metrics written."""
+    import json
     import time
 
     from tinynet import models
@@ -267,8 +328,9 @@ def _train_one(args, backend, seed, data, out, startup, code):
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     last = out / "last.safetensors"  # every epoch's end, so --resume goes on where an interrupted run stopped
-    callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True),
-                 ModelCheckpoint(last, monitor=monitor, save_best_only=False)]
+    ran_with = {"recipe": json.dumps({k: seed if k == "seed" else getattr(args, k) for k in RECIPE})}  # for --resume
+    callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True, extra=ran_with),
+                 ModelCheckpoint(last, monitor=monitor, save_best_only=False, extra=ran_with)]
     if args.reduce_lr_on_plateau is not None:  # first: the checkpoint of an epoch then holds the rate to go on with
         callbacks.insert(0, ReduceLROnPlateau(monitor, patience=args.reduce_lr_on_plateau))
     if args.csv_log:
@@ -304,7 +366,7 @@ def _train_one(args, backend, seed, data, out, startup, code):
     report = build_report(model, loss, x_test, y_test, x_tr, y_tr, class_names=DATASET.class_names)
     evaluate_seconds = time.perf_counter() - t0
     text = format_text(report)
-    recipe = {k: v for k, v in vars(args).items() if k != "func" and k != "seeds"}
+    recipe = {k: v for k, v in vars(args).items() if k not in ("func", "seeds", "given")}
     recipe.update(seed=seed, backend=backend.name)
     info = dict(model=args.model, backend=backend.name, epochs=len(history), batch_size=args.batch_size, lr=args.lr,
                 seed=seed, train_images=len(x_tr), validation_images=len(val[0]) if val else 0,
@@ -345,7 +407,7 @@ def _write_summary(args, out, seeds, results, code):
                "test_accuracy": {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)), "min": float(acc.min()),
                                  "max": float(acc.max())},
                "test_loss": {"mean": float(loss.mean()), "std": float(loss.std(ddof=1))},
-               "run": record({k: v for k, v in vars(args).items() if k != "func"}, git=code)}
+               "run": record({k: v for k, v in vars(args).items() if k not in ("func", "given")}, git=code)}
     path = out / "summary.json"
     path.write_text(strict_json(summary, indent=2))
     per_seed = ", ".join(f"seed {r['seed']}: {r['test_accuracy']:.2%}" for r in results)
@@ -497,7 +559,7 @@ def build_parser():
 
     p = _Parser(prog="tinynet", description="tinynet: hand-written backprop on NumPy / Numba / CuPy", epilog=EXAMPLES)
     p.add_argument("--version", action="version", version=f"tinynet {tinynet.__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.subcommands = p.add_subparsers(dest="command", required=True)
 
     from tinynet.backend import NAMES
 
@@ -505,7 +567,9 @@ def build_parser():
     on_backend.add_argument("--backend", default="auto", choices=("auto", *NAMES),
                             help="array backend; auto: numba when it is installed, else numpy")
     with_data = argparse.ArgumentParser(add_help=False)
-    with_data.add_argument("--data", help="folder with the four .gz files (default: found or fetched, see tinynet data)")
+    with_data.add_argument("--data", help="folder with the four .gz files (default: $TINYNET_DATA, else "
+                           "~/.cache/tinynet/fashion-mnist, else /usr/share/datasets/fashion-mnist, else downloaded "
+                           "into the cache)")
 
     s = sub.add_parser("train", parents=[on_backend, with_data], epilog=EXAMPLES,
                        help="train a model on Fashion-MNIST, then print and save the report")
@@ -543,8 +607,8 @@ def build_parser():
                    "metric (Keras's ReduceLROnPlateau)")
     s.add_argument("--csv-log", action="store_true",
                    help="write OUT/history.csv, one row per epoch as it ends (appended to on --resume)")
-    s.add_argument("--resume", help="continue from this checkpoint (OUT/last.safetensors is written at the end of "
-                   "every epoch)")
+    s.add_argument("--resume", help="continue the run of this checkpoint (OUT/last.safetensors is written at the end "
+                   "of every epoch), in its folder, with its model and options (only --epochs may change)")
     s.add_argument("--limit-train", type=_int_from(1), help="use only the first N training images")
     s.add_argument("--limit-val", type=_int_from(1), help="use only the first N validation images")
     s.add_argument("--limit-test", type=_int_from(1), help="use only the first N test images")
@@ -626,12 +690,25 @@ def _stdout_to_devnull():
         pass
 
 
+def _given_options(argv):
+    """The train options written on the command line (not left to their defaults): the same parser, with every
+    default suppressed, keeps only those."""
+    parser = build_parser()
+    train = parser.subcommands.choices["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return set(given) - {"command", "func"}
+
+
 def main(argv=None):
     """Run one command; returns its exit status. Every error tinynet raises on purpose
     (tinynet.errors.EXPECTED) ends in one line on stderr and status 2, Ctrl-C in one line and 130."""
     from tinynet.errors import EXPECTED
 
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        args.given = _given_options(argv)
     status = None
     try:
         status = args.func(args)
