@@ -572,3 +572,11 @@ def test_monitoring_options_without_validation_say_they_follow_the_training_loss
     assert "note: no validation images, so --select best and --patience use the training loss" in err
     assert main(["train", "--validation", "100", "--patience", "1", "--out", str(tmp_path / "file")]) == 2
     assert "note:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["p.txt", "p"])
+def test_predict_refuses_a_plot_file_matplotlib_cannot_write_before_predicting(untrained, tmp_path, capsys, name):
+    assert main(["predict", str(untrained), "--index", "3", "--plot", str(tmp_path / name)]) == 2
+    captured = capsys.readouterr()
+    assert "matplotlib writes" in one_error_line(captured.err) and "png" in captured.err
+    assert captured.out == "" and not list(tmp_path.iterdir())

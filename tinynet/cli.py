@@ -465,6 +465,13 @@ def cmd_predict(args):
         raise UsageError("--invert and --as-is apply to an --image file")
     if args.image is not None and args.index is not None:
         raise UsageError("give --index (a test image) or --image (a file), not both")
+    if args.plot:  # refused now, not after the prediction was made
+        from tinynet.plots import file_formats
+
+        ending = Path(args.plot).suffix.lower().lstrip(".")
+        if ending not in file_formats():
+            raise UsageError(f"--plot {args.plot}: matplotlib writes {', '.join(file_formats())} files, not "
+                             f"{ending or 'a name without an ending'}")
     backend = _backend(args.backend)
     true = u8 = None
     if args.image is not None:  # before the model: a bad image is refused at once
