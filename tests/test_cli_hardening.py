@@ -103,6 +103,25 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     assert capsys.readouterr().err == "tinynet: interrupted\n"
 
 
+def test_ctrl_c_in_train_says_how_to_go_on(monkeypatch, tmp_path, capsys):
+    def interrupted_after_an_epoch(args):
+        (tmp_path / "new" / "last.safetensors").write_bytes(b"")  # what an epoch's end writes
+        raise KeyboardInterrupt
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "last.safetensors").write_bytes(b"")
+    os.utime(tmp_path / "old" / "last.safetensors", (0, 0))  # an older run's checkpoint in the folder
+    monkeypatch.setattr(cli, "cmd_train", _raiser(KeyboardInterrupt()))
+    assert main(["train", "--out", str(tmp_path / "old")]) == 130
+    assert "no checkpoint to resume" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "cmd_train", interrupted_after_an_epoch)
+    (tmp_path / "new").mkdir()
+    assert main(["train", "--out", str(tmp_path / "new")]) == 130
+    err = capsys.readouterr().err
+    assert err == f"tinynet: interrupted; to go on from its last finished epoch: tinynet train --resume " \
+                  f"{tmp_path / 'new' / 'last.safetensors'}\n"
+
+
 def test_missing_data_is_one_line(tmp_path, capsys):
     assert main(["data", "--data", str(tmp_path)]) == 2
     line = one_error_line(capsys.readouterr().err)

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from tinynet.data import FASHION_MNIST
 
 DATASET = FASHION_MNIST  # the application's data set: its class names, image size and files come from here
-_STARTED = __import__("time").perf_counter()  # about when the process started: startup_seconds counts from here
+_STARTED = time.perf_counter()  # about when the process started: startup_seconds counts from here
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -708,6 +709,19 @@ def _given_options(argv):
     return set(given) - {"command", "func"}
 
 
+def _resume_hint(args, started):
+    """After Ctrl-C in train: the checkpoint this run wrote last, and the command that goes on from it."""
+    if args.command != "train":
+        return ""
+    out = Path(args.out or f"runs/{args.model}")
+    written = [p for p in (out / "last.safetensors", *out.glob("seed*/last.safetensors"))
+               if p.is_file() and p.stat().st_mtime >= started - 2]  # this run's (2 s: coarse file clocks), not older
+    if not written:
+        return " (before the end of the first epoch: no checkpoint to resume)"
+    newest = max(written, key=lambda p: p.stat().st_mtime)
+    return f"; to go on from its last finished epoch: tinynet train --resume {newest}"
+
+
 def main(argv=None):
     """Run one command; returns its exit status. Every error tinynet raises on purpose
     (tinynet.errors.EXPECTED) ends in one line on stderr and status 2, Ctrl-C in one line and 130."""
@@ -716,7 +730,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "train":
         args.given = _given_options(argv)
-    status = None
+    started, status = time.time(), None
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in an "Exception ignored" message at exit
@@ -725,7 +739,7 @@ def main(argv=None):
         _stdout_to_devnull()
         return 0 if status is None else status
     except KeyboardInterrupt:
-        print("tinynet: interrupted", file=sys.stderr)
+        print("tinynet: interrupted" + _resume_hint(args, started), file=sys.stderr)
         return 130
     except EXPECTED as exc:
         print(f"tinynet: error: {_one_line(exc)}", file=sys.stderr)
