@@ -227,3 +227,44 @@ def test_resume_takes_the_model_options_and_folder_from_the_checkpoint(fashion, 
     assert (m["model"], m["lr"], m["seed"], m["train_images"], m["epochs"]) == ("cnn_dropout05", 0.01, 3, 200, 2)
     assert m["run"]["recipe"]["cosine"] is False
     assert not (tmp_path / "runs").exists()  # not the default runs/MODEL folder
+
+
+def test_resume_of_one_seed_keeps_its_seed_split_selection_and_test_set(fashion, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--backend", "numpy", "--no-plots", "--quiet"]
+    assert main(["train", "--seeds", "0,1", "--validation", "50", "--limit-train", "150", "--limit-test", "40",
+                 "--select", "best", "--epochs", "1", "--out", "s", *quiet]) == 0
+    assert main(["train", "--resume", "s/seed1/last.safetensors", "--epochs", "2", *quiet]) == 0
+    m = json.loads((tmp_path / "s" / "seed1" / "metrics.json").read_text())
+    assert (m["seed"], m["validation_images"], m["train_images"], m["selection"], m["epochs"]) == (1, 50, 150, "best", 2)
+    assert sum(map(sum, m["test"]["confusion_matrix"])) == 40
+
+
+def test_resume_refuses_to_overwrite_later_epochs_but_branches_into_another_folder(fashion, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--backend", "numpy", "--no-plots", "--quiet", "--limit-train", "100", "--limit-test", "40"]
+    assert main(["train", "--epochs", "1", "--out", "r", *quiet]) == 0
+    shutil.copy(tmp_path / "r" / "last.safetensors", tmp_path / "r" / "epoch1.safetensors")
+    assert main(["train", "--resume", "r/last.safetensors", "--epochs", "2", *quiet]) == 0
+    before = (tmp_path / "r" / "last.safetensors").read_bytes()
+    assert main(["train", "--resume", "r/epoch1.safetensors", "--epochs", "3", *quiet]) == 2
+    assert (tmp_path / "r" / "last.safetensors").read_bytes() == before
+    assert main(["train", "--resume", "r/epoch1.safetensors", "--epochs", "3", "--out", "branch", *quiet]) == 0
+    assert json.loads((tmp_path / "branch" / "metrics.json").read_text())["epochs"] == 3
+    assert (tmp_path / "r" / "last.safetensors").read_bytes() == before
+
+
+def test_a_resumed_run_keeps_its_best_checkpoint_unless_beaten():
+    """ModelCheckpoint(save_best_only) starts a resumed run from the best of the epochs it brings, not from inf."""
+    from types import SimpleNamespace
+
+    from tinynet.callbacks import ModelCheckpoint
+    from tinynet.train import History
+
+    run = SimpleNamespace(history=History({"loss": [0.5, 0.3, 0.4], "accuracy": [0.7, 0.8, 0.75]}))
+    low, high = ModelCheckpoint("b.safetensors", monitor="loss"), ModelCheckpoint("b.safetensors", monitor="accuracy")
+    low.on_train_begin(run)
+    high.on_train_begin(run)
+    assert (low.best, high.best) == (0.3, 0.8)

@@ -599,3 +599,24 @@ def test_predict_refuses_a_plot_file_matplotlib_cannot_write_before_predicting(u
     captured = capsys.readouterr()
     assert "matplotlib writes" in one_error_line(captured.err) and "png" in captured.err
     assert captured.out == "" and not list(tmp_path.iterdir())
+
+
+def test_resume_outside_main_counts_options_that_differ_from_the_defaults_as_given(resumable, no_work):
+    from tinynet.errors import UsageError
+
+    args = cli.build_parser().parse_args(["train", "--resume", str(resumable), "--lr", "0.5"])
+    with pytest.raises(UsageError, match=r"--lr 0.5 \(the checkpoint's run: --lr 0.01\)"):
+        cli.cmd_train(args)
+
+
+def test_resume_names_the_file_whose_recorded_options_are_damaged(tmp_path, no_work, capsys):
+    from tinynet import models
+    from tinynet.checkpoint import save_checkpoint
+    from tinynet.optim import Adam
+
+    model = models.build("cnn_dropout02", seed=0)
+    path = tmp_path / "damaged.safetensors"
+    save_checkpoint(path, model, Adam(model.parameters()), extra={"recipe": "{not json"})
+    assert main(["train", "--resume", str(path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(path) in line and "recorded training options are not JSON" in line

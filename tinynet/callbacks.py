@@ -106,6 +106,11 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, run):
         if not hasattr(self, "best"):
             self.best = math.inf if self.mode == "min" else -math.inf
+            # a resumed run (fit's resume_from) brings its earlier epochs: the best of them is the one to beat,
+            # or the first epoch after the resume would overwrite a better checkpoint
+            for value in run.history.as_dict().get(self.monitor, []):
+                if value is not None and np.isfinite(value) and _improves(value, self.best, self.mode):
+                    self.best = value
         self.saved_epochs = []
 
     def on_epoch_end(self, epoch, logs, run):

@@ -143,11 +143,11 @@ def _check_train_args(args):
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
 
 
-# The options that make a training run what it is: a checkpoint records them, and --resume takes them from it.
-# --epochs may differ (to train on for longer); the others would silently make another run.
+# The options that make a training run and its report what they are: a checkpoint records them, and --resume takes
+# them from it. --epochs may differ (to train on for longer); the others would silently make another run.
 RECIPE = ("model", "seed", "epochs", "batch_size", "lr", "augment", "augment_shift", "validation", "monitor",
           "patience", "lr_decay_steps", "weight_decay", "label_smoothing", "cosine", "reduce_lr_on_plateau",
-          "limit_train", "limit_val")
+          "limit_train", "limit_val", "limit_test", "select", "csv_log")
 
 
 def _option(key, value):
@@ -164,21 +164,30 @@ def _take_recipe_from(args):
     another run than the one the checkpoint holds), except --epochs; options left out are taken from it."""
     import json
 
-    from tinynet.checkpoint import read_checkpoint
+    from tinynet.checkpoint import CheckpointError, read_checkpoint
     from tinynet.errors import UsageError
 
     if args.seeds:
         raise UsageError("--resume continues one run; --seeds trains several from the start: give one or the other")
     meta, _, reader = read_checkpoint(args.resume)
     reader.close()
-    given = getattr(args, "given", set())
+    given = getattr(args, "given", None)
+    if given is None:  # not through main(): what differs from the defaults counts as given
+        defaults = vars(build_parser().parse_args(["train"]))
+        given = {k for k in RECIPE if getattr(args, k) != defaults[k]}
     if "model" in given and args.model != meta["model_name"]:
         raise UsageError(f"{args.resume} holds {meta['model_name']}, not {args.model}: give one or the other")
     args.model = meta["model_name"]
     if "optimizer" not in meta:
         raise UsageError(f"{args.resume} holds no optimizer state (saved without one, as model.save does): it can "
                          "be evaluated or inspected, not resumed")
-    recipe = json.loads(meta.get("extra.recipe", "null"))
+    try:
+        recipe = json.loads(meta.get("extra.recipe", "null"))
+    except ValueError as exc:
+        raise CheckpointError(f"{args.resume}: its recorded training options are not JSON ({exc})") from None
+    if recipe is not None and not isinstance(recipe, dict):
+        raise CheckpointError(f"{args.resume}: its recorded training options are a {type(recipe).__name__}, not "
+                              "an object")
     if recipe is None:  # written by fit() from Python, or by a tinynet older than the recipe
         print(f"note: {args.resume} records no training options: the command's own are used", file=sys.stderr)
     else:
@@ -190,8 +199,20 @@ def _take_recipe_from(args):
         for k in RECIPE:
             if k not in given and k in recipe:
                 setattr(args, k, recipe[k])
-    if args.out is None:  # the run goes on in its own folder
+        if args.cosine and recipe.get("cosine") and args.epochs != recipe.get("epochs"):
+            print(f"note: the cosine schedule now spans {args.epochs} epochs, not {recipe['epochs']}: the learning "
+                  "rate follows the new curve from the next epoch", file=sys.stderr)
+    if args.out is None:  # the run goes on in its own folder (--out elsewhere branches a copy, this one untouched)
         args.out = str(Path(args.resume).parent)
+    last = Path(args.out) / "last.safetensors"
+    if last.is_file() and not last.samefile(args.resume):
+        later = read_checkpoint(last)
+        later[2].close()
+        done, here = later[0]["parsed"].get("epoch", -1), meta["parsed"].get("epoch", -1)
+        if done > here:
+            raise UsageError(f"{last} goes on to epoch {done + 1}, {args.resume} is of epoch {here + 1}: going on "
+                             f"from it in {args.out} would overwrite the later epochs; resume {last}, or give --out "
+                             "for a new folder")
 
 
 def cmd_models(args):
@@ -329,7 +350,9 @@ def _train_one(args, backend, seed, data, out, startup, code):
     best = out / "best.safetensors"
     monitor = args.monitor or ("val_loss" if val else "loss")
     last = out / "last.safetensors"  # every epoch's end, so --resume goes on where an interrupted run stopped
-    ran_with = {"recipe": json.dumps({k: seed if k == "seed" else getattr(args, k) for k in RECIPE})}  # for --resume
+    recorded = {k: getattr(args, k) for k in RECIPE}
+    recorded.update(seed=seed, monitor=monitor)  # this seed's, and the metric monitored whether given or not
+    ran_with = {"recipe": json.dumps(recorded)}  # for --resume
     callbacks = [ModelCheckpoint(best, monitor=monitor, save_best_only=True, extra=ran_with),
                  ModelCheckpoint(last, monitor=monitor, save_best_only=False, extra=ran_with)]
     if args.reduce_lr_on_plateau is not None:  # first: the checkpoint of an epoch then holds the rate to go on with
@@ -592,7 +615,7 @@ def build_parser():
     s.add_argument("--augment", action="store_true",
                    help="random shifts (zero padding) and horizontal flips of the training images")
     s.add_argument("--augment-shift", type=_int_from(0), default=2, help="largest shift in pixels, with --augment")
-    s.add_argument("--out", help="output folder (default runs/MODEL)")
+    s.add_argument("--out", help="output folder (default runs/MODEL; with --resume, the checkpoint's folder)")
     s.add_argument("--validation", type=_int_from(0), default=0,
                    help="images held out of training to validate on (0: none, train on all 60,000; the course held "
                    "out 10000)")
