@@ -620,3 +620,16 @@ def test_resume_names_the_file_whose_recorded_options_are_damaged(tmp_path, no_w
     assert main(["train", "--resume", str(path)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert str(path) in line and "recorded training options are not JSON" in line
+
+
+@pytest.mark.parametrize("argv", [["train"], ["data", "--plots", "out"], ["predict", "x.safetensors", "--plot", "p.png"]])
+def test_plots_without_matplotlib_are_refused_before_any_work(monkeypatch, no_work, tmp_path, capsys, argv):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "needs matplotlib" in line and 'pip install -e ".[plot]"' in line
+    monkeypatch.setattr(cli, "_load_data", lambda args: (_ for _ in ()).throw(AssertionError("loaded")))
+    if argv == ["train"]:  # --no-plots needs no matplotlib: the run goes on to load the data
+        with pytest.raises(AssertionError, match="loaded"):
+            main(["train", "--no-plots"])

@@ -117,6 +117,17 @@ def _check_out_dir(out):
         raise UsageError(f"output folder {out} cannot be written: no write permission in {base}")
 
 
+def _need_matplotlib(what):
+    """Refuse now, not after the work: the plots come last (train's after the whole training)."""
+    from tinynet.errors import UsageError
+    from tinynet.optional import INSTALL
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{what} needs matplotlib, which could not be imported: {INSTALL['matplotlib']}") from None
+
+
 def _check_train_args(args):
     """What can be known wrong before the data is loaded and training starts (the numbers' ranges are argparse's)."""
     from tinynet import models
@@ -140,6 +151,8 @@ def _check_train_args(args):
     if on_monitor and not args.validation and not args.monitor:  # legal, but easy to miss: say it once
         print(f"note: no validation images, so {' and '.join(on_monitor)} use{'s' * (len(on_monitor) == 1)} the "
               "training loss (--validation N holds some out)", file=sys.stderr)
+    if not args.no_plots:
+        _need_matplotlib("train's plots (--no-plots writes none)")
     _check_out_dir(Path(args.out or f"runs/{args.model}"))
 
 
@@ -490,6 +503,7 @@ def cmd_predict(args):
     if args.image is not None and args.index is not None:
         raise UsageError("give --index (a test image) or --image (a file), not both")
     if args.plot:  # refused now, not after the prediction was made
+        _need_matplotlib("--plot")
         from tinynet.plots import file_formats
 
         ending = Path(args.plot).suffix.lower().lstrip(".")
@@ -527,6 +541,8 @@ def cmd_predict(args):
 def cmd_data(args):
     from tinynet.data import find_data_dir, load
 
+    if args.plots:
+        _need_matplotlib("--plots")
     d = find_data_dir(args.data, dataset=DATASET)
     (xtr, ytr), (xte, yte) = load(DATASET, args.data)
     print(f"{DATASET.name} in {d}: all {len(DATASET.files)} files present, MD5 of the content verified")
@@ -598,9 +614,9 @@ def build_parser():
     on_backend.add_argument("--backend", default="auto", choices=("auto", *NAMES),
                             help="array backend; auto: numba when it is installed, else numpy")
     with_data = argparse.ArgumentParser(add_help=False)
-    with_data.add_argument("--data", help="folder with the four .gz files (default: $TINYNET_DATA, else "
-                           "~/.cache/tinynet/fashion-mnist, else /usr/share/datasets/fashion-mnist, else downloaded "
-                           "into the cache)")
+    with_data.add_argument("--data", help="folder with the four .gz files (default: $TINYNET_DATA when set, and "
+                           "only there; otherwise ~/.cache/tinynet/fashion-mnist, then /usr/share/datasets/fashion-mnist,"
+                           " else downloaded into the cache)")
 
     s = sub.add_parser("train", parents=[on_backend, with_data], epilog=EXAMPLES,
                        help="train a model on Fashion-MNIST, then print and save the report")

@@ -15,6 +15,7 @@ INSTALL = {
     "cupy": 'in a tinynet checkout, pip install -e ".[cuda]" (that is: pip install "cupy-cuda13x[ctk]", for a CUDA 13 '
             "driver); with a CUDA 12 driver: pip install cupy-cuda12x",
     "pillow": 'pip install pillow (or, in a tinynet checkout: pip install -e ".[plot]")',
+    "matplotlib": 'pip install matplotlib (or, in a tinynet checkout: pip install -e ".[plot]")',
 }
 
 _modules: dict[str, object] = {}
