@@ -122,6 +122,15 @@ def test_ctrl_c_in_train_says_how_to_go_on(monkeypatch, tmp_path, capsys):
                   f"{tmp_path / 'new' / 'last.safetensors'}\n"
 
 
+def test_a_training_cut_short_by_a_closed_pipe_is_not_a_success(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(cli, "cmd_train", _raiser(BrokenPipeError()))
+    monkeypatch.setattr(cli, "_stdout_to_devnull", lambda: None)  # pytest's captured stdout has no descriptor
+    assert main(["train", "--out", str(tmp_path)]) == 141
+    assert capsys.readouterr().err.startswith("tinynet: stopped: the output pipe closed before training ended")
+    monkeypatch.setattr(cli, "cmd_models", _raiser(BrokenPipeError()))
+    assert main(["models"]) == 0  # a listing cut short by | head is what the reader asked for
+
+
 def test_missing_data_is_one_line(tmp_path, capsys):
     assert main(["data", "--data", str(tmp_path)]) == 2
     line = one_error_line(capsys.readouterr().err)

@@ -776,6 +776,10 @@ def main(argv=None):
         return status
     except BrokenPipeError:  # stdout is a pipe whose reader stopped (| head): files come first, so exit quietly
         _stdout_to_devnull()
+        if args.command == "train" and status is None:  # but a training cut short is not a success
+            print("tinynet: stopped: the output pipe closed before training ended" + _resume_hint(args, started),
+                  file=sys.stderr)
+            return 141  # as a shell reports a process killed by SIGPIPE
         return 0 if status is None else status
     except KeyboardInterrupt:
         print("tinynet: interrupted" + _resume_hint(args, started), file=sys.stderr)
