@@ -128,6 +128,17 @@ def _need_matplotlib(what):
         raise UsageError(f"{what} needs matplotlib, which could not be imported: {INSTALL['matplotlib']}") from None
 
 
+def _out_dir(args):
+    """train's output folder: --out, or runs/MODEL (with --resume, _take_recipe_from sets --out to the checkpoint's)."""
+    return Path(args.out or f"runs/{args.model}")
+
+
+def _other_model(path, meta, asked):
+    from tinynet.errors import UsageError
+
+    return UsageError(f"{path} holds {meta['model_name']}, not {asked}: give one or the other")
+
+
 def _check_train_args(args):
     """What can be known wrong before the data is loaded and training starts (the numbers' ranges are argparse's)."""
     from tinynet import models
@@ -153,7 +164,7 @@ def _check_train_args(args):
               "training loss (--validation N holds some out)", file=sys.stderr)
     if not args.no_plots:
         _need_matplotlib("train's plots (--no-plots writes none)")
-    _check_out_dir(Path(args.out or f"runs/{args.model}"))
+    _check_out_dir(_out_dir(args))
 
 
 # The options that make a training run and its report what they are: a checkpoint records them, and --resume takes
@@ -189,7 +200,7 @@ def _take_recipe_from(args):
         defaults = vars(build_parser().parse_args(["train"]))
         given = {k for k in RECIPE if getattr(args, k) != defaults[k]}
     if "model" in given and args.model != meta["model_name"]:
-        raise UsageError(f"{args.resume} holds {meta['model_name']}, not {args.model}: give one or the other")
+        raise _other_model(args.resume, meta, args.model)
     args.model = meta["model_name"]
     if "optimizer" not in meta:
         raise UsageError(f"{args.resume} holds no optimizer state (saved without one, as model.save does): it can "
@@ -311,7 +322,7 @@ def cmd_train(args):
         raise UsageError(f"--validation {args.validation} leaves no training images (there are {len(x_all):,})")
     if args.limit_test:
         x_test_u8, y_test = x_test_u8[: args.limit_test], y_test[: args.limit_test]
-    out = Path(args.out or f"runs/{args.model}")
+    out = _out_dir(args)
     results = []
     for seed in seeds:
         if args.validation:  # the split is drawn from the seed too
@@ -570,7 +581,7 @@ def cmd_inspect(args):
     if args.checkpoint:
         model, meta = _model_from_checkpoint(args.checkpoint, backend)
         if args.model not in (None, meta["model_name"]):
-            raise UsageError(f"{args.checkpoint} holds {meta['model_name']}, not {args.model}: give one or the other")
+            raise _other_model(args.checkpoint, meta, args.model)
         what = f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})"
     else:
         name = args.model or models.DEFAULT
@@ -752,7 +763,7 @@ def _resume_hint(args, started):
     """After Ctrl-C in train: the checkpoint this run wrote last, and the command that goes on from it."""
     if args.command != "train":
         return ""
-    out = Path(args.out or f"runs/{args.model}")
+    out = _out_dir(args)
     written = [p for p in (out / "last.safetensors", *out.glob("seed*/last.safetensors"))
                if p.is_file() and p.stat().st_mtime >= started - 2]  # this run's (2 s: coarse file clocks), not older
     if not written:

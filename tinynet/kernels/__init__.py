@@ -140,10 +140,10 @@ def conv_direct_pays(x_shape, w_shape, stride, pads):
     """Whether Conv2D should use conv_direct_forward/backward instead of im2col + GEMM on this backend, for
     input (N, C, H, W), weights (F, C, KH, KW), stride and pads: a speed choice, the numbers are the same."""
     x_shape, w_shape = _image_shape(x_shape), tuple(w_shape)
-    if len(w_shape) != 4 or len(stride) != 2 or len(pads) != 4:
-        raise ValueError(f"conv_direct_pays needs weights (F, C, KH, KW), stride (sh, sw) and pads (top, bottom, "
-                         f"left, right), got {w_shape}, {tuple(stride)} and {tuple(pads)}")
-    return bool(_impl().conv_direct_pays(x_shape, w_shape, tuple(stride), tuple(pads)))
+    if len(w_shape) != 4:
+        raise ValueError(f"conv_direct_pays needs weights (F, C, KH, KW), got {w_shape}")
+    _, _, stride, pads = _window(w_shape[2], w_shape[3], stride, pads)
+    return bool(_impl().conv_direct_pays(x_shape, w_shape, stride, pads))
 
 
 def conv_direct_forward(x, W, b, pads):

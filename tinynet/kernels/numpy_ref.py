@@ -258,7 +258,7 @@ def conv_direct_forward(x, W, b, pads):
     xp = xp_of(x)
     f, _, kh, kw = W.shape
     xpad = _pad(x, pads)
-    oh, ow = xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
+    oh, ow = _out_hw(x.shape[2], x.shape[3], kh, kw, (1, 1), pads)
     y = xp.empty((x.shape[0], f, oh, ow), dtype=x.dtype)
     y[...] = b.reshape(1, f, 1, 1)  # start from the bias
     for i in range(kh):
