@@ -17,7 +17,9 @@ Arguments are checked the way a GPU would punish a mistake: an array argument mu
 element type and be C-contiguous (the kernel indexes it as a flat buffer), and cannot be None (CuPy
 turns None into a NULL argument slot, which the launch dereferences), a scalar must be a NumPy scalar
 of exactly the parameter's C type (CuPy passes a Python int as 8 bytes and a Python float as a double,
-which an ``int`` or ``float`` parameter would misread), and the argument count must match.
+which an ``int`` or ``float`` parameter would misread), and the argument count must match. Only a
+parameter marked STRIDED in the source (gemm's operands, read through the strides passed beside them) may
+be a non-contiguous view; it is passed as CuPy passes any array, by the address of its first element.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Param:
         words = text.replace("__restrict__", " ").replace("*", " * ").split()
         self.name = words[-1]
         self.pointer = "*" in words
-        self.ctype = " ".join(w for w in words[:-1] if w not in ("const", "*"))
+        self.strided = "STRIDED" in words  # read through strides passed beside it: may be a non-contiguous view
+        self.ctype = " ".join(w for w in words[:-1] if w not in ("const", "*", "STRIDED"))
 
     def resolved(self, t: str) -> str:
         return t if self.ctype == "T" else self.ctype
@@ -67,11 +70,11 @@ def _launcher(name, params, t):
     args = ", ".join(f"{'const ' if p.pointer else ''}{p.resolved(t)}{'*' if p.pointer else ''} {p.name}" for p in params)
     call = ", ".join(p.name if not p.pointer else f"({p.resolved(t)}*){p.name}" for p in params)
     return (
-        f'extern "C" void launch_{name}_{t}(unsigned grid, unsigned block{", " if args else ""}{args}) {{\n'
-        f"    gridDim = {{grid, 1, 1}}; blockDim = {{block, 1, 1}};\n"
-        f"    for (unsigned b = 0; b < grid; ++b)\n"
-        f"        for (unsigned i = 0; i < block; ++i) {{\n"
-        f"            blockIdx = {{b, 0, 0}}; threadIdx = {{i, 0, 0}};\n"
+        f'extern "C" void launch_{name}_{t}(unsigned tinynet_grid, unsigned tinynet_block{", " if args else ""}{args}) {{\n'
+        f"    gridDim = {{tinynet_grid, 1, 1}}; blockDim = {{tinynet_block, 1, 1}};\n"
+        f"    for (unsigned tinynet_b = 0; tinynet_b < tinynet_grid; ++tinynet_b)\n"
+        f"        for (unsigned tinynet_i = 0; tinynet_i < tinynet_block; ++tinynet_i) {{\n"
+        f"            blockIdx = {{tinynet_b, 0, 0}}; threadIdx = {{tinynet_i, 0, 0}};  // names no kernel parameter takes\n"
         f"            {name}<{t}>({call});\n"
         f"        }}\n}}\n"
     )
@@ -108,7 +111,7 @@ class HostKernel:
             buf = device_buffer(a)
             if buf.dtype != np.dtype(want):
                 raise TypeError(f"{self.name}: argument {p.name} must be a {np.dtype(want)} array, got {buf.dtype}")
-            if not buf.flags.c_contiguous:
+            if not buf.flags.c_contiguous and not p.strided:
                 raise ValueError(f"{self.name}: argument {p.name} is not C-contiguous; the kernel reads it as a flat buffer")
             return ctypes.c_void_p(buf.ctypes.data)
         if type(a) is not np.dtype(want).type:

@@ -13,21 +13,33 @@ def _row(model, backend, batch, img_s, **extra):
                 eval_img_s=1e5, gflops=1.0, peak_share=0.1, host_peak_mb=900, vs_torch=None, **extra)
 
 
-def test_gpu_report_writes_the_section_between_the_markers(tmp_path):
+def _gpu_run(tmp_path, **row_extra):
     run = tmp_path / "run"
-    run.mkdir()
+    run.mkdir(parents=True)
     rows = [_row("cnn_dropout02", "cupy", 128, 90_000, device_peak_mb=700.0,
-                 launches_per_step={"eager": 50, "graph": 3}),
+                 launches_per_step={"eager": 50, "graph": 3}, **row_extra),
             _row("cnn_dropout02", "torch-cuda", 128, 50_000, device_peak_mb=300.0),
             _row("deep_bn_cnn", "cupy", 128, 5_000, device_peak_mb=1500.0),
             _row("deep_bn_cnn", "torch-cuda", 128, 6_000)]
     meta = dict(date="2026-11-25", device="NVIDIA H100", driver=13000, cuda_runtime=13000, cupy="14.2.0", torch="2.11",
                 torch_cuda="13.0", python="3.12", numpy="2.5", cores=16, gemm_peak_gflops=100.0,
-                command="python -m bench.train_epoch --models x")
+                command="python -m bench.train_epoch --models x", tf32={"cupy": {"CUPY_TF32": "0"}})
     (run / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     (run / "pytest.txt").write_text("....\n150 passed in 30s\n")
+    (run / "stages.txt").write_text("probe      12.0 s  rc=0\npytest     80.1 s  rc=0\nbench     150.2 s  rc=0\n")
+    gemm = {"m": 32, "k": 9, "n": 86528, "splits": 1, "kernel_ms": 0.05, "cublas_ms": 0.02, "max_error_vs_cublas": 1e-7}
+    (run / "probe.json").write_text(json.dumps({
+        "env": {"commit": "abc1234", "nvidia_smi": "NVIDIA H100 80GB HBM3, 580.1, 81559 MiB, 1980 MHz"},
+        "compile_s": 9.5, "gemm": {"forward W2 @ cols": gemm},
+        "capture": {"batch": 128, "captured": True, "fallback": [], "replays": 22, "replay_equals_plain_steps": True,
+                    "graph_step_ms": 0.4, "plain_step_ms": 2.5}}))
+    return run
+
+
+def test_gpu_report_writes_the_section_between_the_markers(tmp_path):
+    run = _gpu_run(tmp_path)
     results = tmp_path / "RESULTS.md"
-    results.write_text(f"# Results\n\nCPU text\n\n{BEGIN}\nold GPU text\n{END}\n\nafter\n")
+    results.write_text(f"# Results\n\nCPU text\n\n{BEGIN}\n## GPU\nold GPU text\n{END}\n\nafter\n")
     write(run, results)
     text = results.read_text()
     assert text.startswith("# Results\n\nCPU text") and text.endswith("after\n") and "old GPU text" not in text
@@ -35,8 +47,31 @@ def test_gpu_report_writes_the_section_between_the_markers(tmp_path):
     assert "cnn_dropout02, batch 128: CuPy 1.80× PyTorch eager's throughput (target ≥ 1.5×): met" in text
     assert "deep_bn_cnn, batch 128: CuPy 0.83× PyTorch eager's throughput (target ≥ 1.0×): NOT met" in text
     assert "fastest 60,000-image epoch 0.67 s at batch 128 (target < 1 s): met" in text
-    assert "device memory at most 700 MB" in text
+    assert "device memory at most 700 MB" in text and "commit abc1234" in text and "NVIDIA H100 80GB HBM3" in text
+    assert "| forward W2 @ cols | 32 × 9 × 86528 | 1 | 0.050 | 0.020 | 1.0e-07 |" in text
+    assert "captured; a replay leaves the same weights as plain steps; 0.400 ms replayed, 2.500 ms plain" in text
+    assert "bench     150.2 s  rc=0" in text and '"CUPY_TF32": "0"' in text
     assert (tmp_path / "runs" / "gpu_benchmark_2026-11-25.json").exists()
+    assert (tmp_path / "runs" / "gpu_probe_2026-11-25.json").exists()
+
+
+def test_gpu_report_refuses_a_rehearsal_and_markers_around_other_sections(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"{BEGIN}\n## CPU round 3\nkeep me\n## GPU\n{END}\n")
+    with pytest.raises(SystemExit, match="enclose other sections"):
+        write(_gpu_run(tmp_path), results)
+    assert "keep me" in results.read_text()
+    with pytest.raises(SystemExit, match="rehearsal on the CuPy stand-in"):
+        write(_gpu_run(tmp_path / "rehearsal", standin=True), results)
+
+
+def test_the_results_file_has_one_gpu_section_between_its_markers():
+    from bench.gpu_report import RESULTS
+
+    text = RESULTS.read_text()
+    inside = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert [ln for ln in inside.splitlines() if ln.startswith("#")][0].startswith("## GPU")
+    assert all(ln.startswith("## GPU") for ln in inside.splitlines() if ln.startswith("#"))
 
 
 def test_cold_start_times_each_stage_with_an_empty_then_a_warm_cache(fashion, tmp_path):

@@ -256,6 +256,55 @@ def test_gemm_layout_kernels(backend, dtype, n, f, oh, ow, seed):
     same(kernels.nchw_to_gemm(backend.asarray(y)), numpy_ref.nchw_to_gemm(y), dtype, exact=True)
 
 
+def _operand(rng, rows, cols, layout, dtype, b):
+    """A (rows, cols) operand on backend ``b``, laid out as C-contiguous, a transposed view, or every other column
+    of a wider array (a strided view)."""
+    if layout == "transposed":
+        return b.asarray(rng.standard_normal((cols, rows)).astype(dtype)).T
+    if layout == "strided":
+        return b.asarray(rng.standard_normal((rows, 2 * cols)).astype(dtype))[:, ::2]
+    return b.asarray(rng.standard_normal((rows, cols)).astype(dtype))
+
+
+def _own_gemm(b):
+    """Inside this block the CuPy backend multiplies with its CUDA kernel (as a graph-replayed training run does)."""
+    return b.kernels.own_gemm() if b.name == "cupy" else __import__("contextlib").nullcontext()
+
+
+LAYOUTS = st.sampled_from(["contiguous", "transposed", "strided"])
+
+
+@SETTINGS
+@given(m=st.integers(1, 13), k=st.integers(1, 300), n=st.integers(1, 13), layout_a=LAYOUTS, layout_b=LAYOUTS,
+       seed=st.integers(0, 2**16))
+def test_matmul_on_any_layout(backend, dtype, m, k, n, layout_a, layout_b, seed):
+    """kernels.matmul as the layers call it (views included); on CuPy both the cuBLAS path and the gemm kernel,
+    whose split-K sums (k >= 128 with these few outputs) are checked here too."""
+    rng = np.random.default_rng(seed)
+    a, b = _operand(rng, m, k, layout_a, dtype, backend), _operand(rng, k, n, layout_b, dtype, backend)
+    ref = host(a).astype(np.float64) @ host(b).astype(np.float64)
+    for block in (__import__("contextlib").nullcontext(), _own_gemm(backend)):
+        with block:
+            got = kernels.matmul(a, b)
+        same(got, ref.astype(dtype), dtype, sums=True)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(32, 2000, 9), (5, 1, 7), (1, 257, 1), (9, 130, 4)])
+def test_gemm_kernel_splits_long_sums_and_spreads_nan_and_inf(backend, dtype, m, k, n):
+    """The CUDA gemm kernel makes every product (0 * inf is NaN, as in the sum's definition) and splits a long K
+    across threads without changing which entries are NaN or inf."""
+    if backend.name != "cupy":
+        pytest.skip("the gemm kernel is the CuPy backend's")
+    rng = np.random.default_rng(m * k * n)
+    a = with_specials(rng.standard_normal((m, k)).astype(dtype), rng, 0.002)
+    b = with_specials(rng.standard_normal((k, n)).astype(dtype), rng, 0.002)
+    every_product = (a[:, :, None].astype(np.float64) * b[None, :, :]).sum(axis=1)  # no BLAS shortcut past a zero
+    if (m, k, n) == (32, 2000, 9):
+        assert backend.kernels.gemm_splits(m, n, k) > 1  # the weight-gradient shape: few outputs, a long K
+    same(backend.kernels.gemm(backend.asarray(a), backend.asarray(b).T.T), every_product.astype(dtype), dtype,
+         sums=True)
+
+
 @pytest.mark.parametrize("size", [7, 40_000])
 def test_adam_with_nan_and_inf_gradients(backend, dtype, size):
     rng = np.random.default_rng(size)
@@ -403,6 +452,11 @@ BAD = {
                               (1,) * 4), ValueError, r"gradient must have shape \(2, 4, 6, 6\)"),
     "direct conv: 3-D dy": (lambda b: kernels.conv_direct_backward(_x(b, (2, 4, 36)), _x(b), _x(b, (4, 3, 3, 3)),
                             (1,) * 4), ValueError, "must be 4-D"),
+    "matmul: inner sizes": (lambda b: kernels.matmul(_x(b, (3, 4)), _x(b, (5, 2))), ValueError,
+                            r"cannot multiply \(3, 4\) by \(5, 2\): the inner sizes 4 and 5 differ"),
+    "matmul: dtypes": (lambda b: kernels.matmul(_x(b, (3, 4)), _x(b, (4, 2), np.float64)), TypeError,
+                       "the right matrix is float64 but the left is float32"),
+    "matmul: 1-D": (lambda b: kernels.matmul(_x(b, (4,)), _x(b, (4, 2))), ValueError, "left matrix must be 2-D"),
     "not this backend's array": (lambda b: kernels.relu_forward(np.ones(3, np.float32) if b.name == "cupy"
                                  else [1.0]), TypeError, "ReLU input is a"),
 }

@@ -80,15 +80,19 @@ def test_a_smoothing_outside_zero_to_one_is_refused(bad):
 
 def test_a_captured_cuda_graph_step_with_smoothing_equals_the_eager_steps(cp):
     """The smoothed targets are built by broadcasting, with no host read, so the step still captures."""
+    from tinynet.kernels import cupy_gpu
+
     x, y = tiny_data()
     results = []
     for graph in (False, True):
         model = tiny_model(0).to("cupy")
-        h = fit(model, SoftmaxCrossEntropy(label_smoothing=0.1), Adam(model.parameters(), lr=0.01), x, y, epochs=2,
-                batch_size=16, seed=0, verbose=False, cuda_graph=graph)
+        with cupy_gpu.own_gemm():  # the eager steps multiply as the graph-replayed run does (tinynet/cuda_graph.py)
+            h = fit(model, SoftmaxCrossEntropy(label_smoothing=0.1), Adam(model.parameters(), lr=0.01), x, y,
+                    epochs=2, batch_size=16, seed=0, verbose=False, cuda_graph=graph)
         results.append((h.history["loss"], host(model.layers[0].params["W"].data)))
-    assert results[0][0] == results[1][0]
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+    exact = getattr(cp, "IS_STANDIN", False)  # on a GPU the loss totals are added by atomics, in any order
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=0 if exact else 1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=0 if exact else 1e-6, atol=0 if exact else 1e-7)
     tinynet.use_backend("numpy")
 
 

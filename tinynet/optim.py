@@ -77,6 +77,10 @@ class Optimizer:
     def load_state_arrays(self, arrays: dict, t: int):
         self.t = t
 
+    def persistent_arrays(self) -> list:
+        """The state arrays a step updates in place (a CUDA graph replays on these very arrays)."""
+        return [*self.state_arrays().values(), *(self._scalars or {}).values()]
+
     def to(self, backend):
         """Move the optimizer state onto another backend, in place."""
         b = get_backend(backend)

@@ -171,6 +171,10 @@ class Sequential:
         """Trainable parameters, in layer order."""
         return [p for layer in self.layers for p in layer.params.values()]
 
+    def persistent_arrays(self) -> list:
+        """Every layer's parameters and state, and the arrays its steps update in place (Layer.persistent_arrays)."""
+        return [a for layer in self.layers for a in layer.persistent_arrays()]
+
     def named_arrays(self):
         """Every parameter and state tensor by a stable name, e.g. 'conv2d.W'."""
         out = {}

@@ -246,8 +246,11 @@ def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals,
                          f"device (Adam); {type(optimizer).__name__} counts steps on the host, which a replay skips")
     from .cuda_graph import CapturedStep
 
-    step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend.xp, batch_size,
-                        model.input_shape, model.dtype, augment)
+    def buffers():  # what the graph updates in place: it is replayed only while these are the arrays it captured
+        return [*model.persistent_arrays(), *optimizer.persistent_arrays(), totals]
+
+    step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend, batch_size,
+                        model.input_shape, model.dtype, augment, buffers)
     return step, step
 
 

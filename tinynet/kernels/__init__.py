@@ -103,6 +103,22 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     return _impl().col2im(cols, (n, c, h, w), kh, kw, stride, pads)
 
 
+def matmul(a, b):
+    """a (M, K) @ b (K, N) -> (M, N): every matrix product of the layers (Conv2D's GEMMs, Dense).
+
+    One entry point, so a backend can choose how: the BLAS on the CPU; on a GPU cuBLAS, or tinynet's own kernel
+    inside a captured CUDA graph, where CuPy refuses cuBLAS (kernels/cupy_gpu.cu, gemm).
+    """
+    _array(a, "left matrix", 2)
+    _array(b, "right matrix", 2)
+    if a.dtype != b.dtype:
+        raise TypeError(f"the right matrix is {b.dtype} but the left is {a.dtype}; they must match")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: the inner sizes {a.shape[1]} and "
+                         f"{b.shape[0]} differ")
+    return _impl().matmul(a, b)
+
+
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): the conv GEMM's output in NCHW."""
     _array(out, "conv output", 2)

@@ -9,7 +9,9 @@
 // - one grid-stride loop over the elements it writes, so any grid covers any array;
 // - no two threads write the same element (col2im and the max-pool backward are gathers, not scatters), so the
 //   result does not depend on the order threads run in; the only atomics add the loss totals;
-// - no shared memory and no __syncthreads.
+// - no shared memory and no __syncthreads;
+// - every array is read as a flat C-contiguous buffer, except a pointer marked STRIDED (gemm's operands), read
+//   through the strides passed beside it.
 
 #define FOR_EACH(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
                             i += (long long)blockDim.x * gridDim.x)
@@ -98,6 +100,60 @@ __global__ void nchw_to_gemm(const T* __restrict__ y, T* __restrict__ dst, int f
     FOR_EACH(i, total) {
         const long long ch = i / npix, r = i % npix, b = r / plane, p = r % plane;
         dst[i] = y[(b * f + ch) * plane + p];
+    }
+}
+
+// -- matrix product, for captured steps ---------------------------------------------------------------------------
+// C (M, N) = A (M, K) @ B (K, N). fit replays the training step as a CUDA graph, and CuPy refuses every cuBLAS call
+// while a stream captures (cupy_backends/cuda/libs/cublas.pyx, setStream), so a captured step multiplies here;
+// eager steps keep cuBLAS (cupy_gpu.py, matmul).
+//
+// A and B are read through their strides (in elements), so a transposed view (cols.T, W.T) needs no copy.
+// Each thread makes a 4 x 4 tile of C: per k it loads 4 values of A and 4 of B for 16 multiply-adds, kept in
+// registers. Neighbouring threads take neighbouring tiles along N, so when B's rows are contiguous a warp loads
+// 128 consecutive elements of B, and the same 4 of A.
+//
+// Split-K: a weight gradient (dW = dy2 @ cols.T) has few outputs (32 x 288) and a long K (every output pixel of
+// the batch: 100,352 at batch 128), too few tiles to fill a GPU. Then `splits` threads share each tile: thread s
+// sums k = s, s + splits, s + 2 splits, ... (neighbouring threads read neighbouring k, contiguous in both
+// operands there) and writes its partial tile to part[s]; gemm_sum_splits adds the parts in order s = 0, 1, ...
+// With splits = 1, part is C itself. Rows and columns past the edge of C read a clamped (valid) index and are
+// never stored.
+#define STRIDED  // marks a pointer read through strides passed beside it: the argument may be a non-contiguous view
+
+template <typename T>
+__global__ void gemm(const T* __restrict__ STRIDED a, const T* __restrict__ STRIDED b, T* __restrict__ part, int m,
+                     int n, int k,
+                     long long sam, long long sak, long long sbk, long long sbn, int splits, long long total) {
+    const long long tiles_n = (n + 3) / 4;
+    FOR_EACH(i, total) {
+        const int s = (int)(i % splits);
+        const long long tile = i / splits;
+        const int m0 = (int)(tile / tiles_n) * 4, n0 = (int)(tile % tiles_n) * 4;
+        long long row[4], col[4];
+        for (int r = 0; r < 4; ++r) row[r] = (long long)min(m0 + r, m - 1) * sam;
+        for (int c = 0; c < 4; ++c) col[c] = (long long)min(n0 + c, n - 1) * sbn;
+        T acc[4][4] = {};
+        for (long long kk = s; kk < k; kk += splits) {
+            T av[4], bv[4];
+            for (int r = 0; r < 4; ++r) av[r] = a[row[r] + kk * sak];
+            for (int c = 0; c < 4; ++c) bv[c] = b[kk * sbk + col[c]];
+            for (int r = 0; r < 4; ++r)
+                for (int c = 0; c < 4; ++c) acc[r][c] += av[r] * bv[c];
+        }
+        T* out = part + (long long)s * m * n;
+        for (int r = 0; r < 4 && m0 + r < m; ++r)
+            for (int c = 0; c < 4 && n0 + c < n; ++c) out[(long long)(m0 + r) * n + n0 + c] = acc[r][c];
+    }
+}
+
+// C = part[0] + part[1] + ... + part[splits - 1], in that order (the same sum on every run).
+template <typename T>
+__global__ void gemm_sum_splits(const T* __restrict__ part, T* __restrict__ c, int splits, long long total) {
+    FOR_EACH(i, total) {
+        T acc = part[i];
+        for (int s = 1; s < splits; ++s) acc += part[s * total + i];
+        c[i] = acc;
     }
 }
 

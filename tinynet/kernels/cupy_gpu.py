@@ -4,8 +4,10 @@ The kernels are C++ templates in ``cupy_gpu.cu`` (read it beside this file), com
 first use by NVRTC through ``cupy.RawModule`` for float and double, and cached by CuPy.
 Each launch here only chooses the grid and passes arguments with exact C types:
 CuPy hands a Python int to a kernel as 8 bytes and a float as a double, so every
-scalar is converted to the NumPy type of its C parameter first. The GEMMs stay in
-cuBLAS (``cupy.matmul``); memory comes from CuPy's pool.
+scalar is converted to the NumPy type of its C parameter first. Matrix products go
+to cuBLAS (``cupy.matmul``), except while a CUDA graph is being captured, which CuPy
+refuses for cuBLAS: then :func:`matmul` runs this file's ``gemm`` kernel. Memory comes
+from CuPy's pool.
 
 How this is verified without a GPU (see the README's "What tinynet guarantees"):
 tests/test_cuda_compile.py compiles ``cupy_gpu.cu`` exactly as CuPy would, for sm_80
@@ -16,6 +18,7 @@ reference. ``make gpu-check`` runs the device tests when a GPU is there.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cupy as cp
@@ -26,8 +29,8 @@ from .numpy_ref import _out_hw
 
 SOURCE = Path(__file__).with_suffix(".cu")
 KERNELS = (
-    "im2col", "col2im", "gemm_to_nchw", "nchw_to_gemm", "maxpool_forward", "maxpool_backward", "relu_forward",
-    "relu_backward", "adam_update", "dropout", "softmax_cross_entropy",
+    "im2col", "col2im", "gemm_to_nchw", "nchw_to_gemm", "gemm", "gemm_sum_splits", "maxpool_forward",
+    "maxpool_backward", "relu_forward", "relu_backward", "adam_update", "dropout", "softmax_cross_entropy",
 )
 OPTIONS = ("--std=c++17",)
 NAME_EXPRESSIONS = tuple(f"{k}<{t}>" for k in KERNELS for t in ("float", "double"))
@@ -36,6 +39,7 @@ BLOCK = 256
 MAX_BLOCKS = 4096  # with the grid-stride loops, more blocks than the GPU holds at once only add scheduling
 
 _module = None
+_functions = {}  # (name, dtype) -> the kernel: get_function builds a new RawKernel object on every call
 
 
 def module():
@@ -46,13 +50,20 @@ def module():
     return _module
 
 
+def _function(name, dtype):
+    key = (name, np.dtype(dtype))
+    if key not in _functions:
+        t = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[key[1]]
+        _functions[key] = module().get_function(f"{name}<{t}>")
+    return _functions[key]
+
+
 def _launch(name, dtype, n, *args):
     """Run kernel ``name`` for ``dtype`` over ``n`` elements (one thread each, grid-stride beyond MAX_BLOCKS)."""
     if n == 0:
         return
-    t = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[np.dtype(dtype)]
     blocks = min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS)
-    module().get_function(f"{name}<{t}>")((blocks,), (BLOCK,), args)
+    _function(name, dtype)((blocks,), (BLOCK,), args)
 
 
 _i32, _i64, _u64 = np.int32, np.int64, np.uint64
@@ -78,6 +89,67 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     _launch("col2im", cols.dtype, dx.size, cp.ascontiguousarray(cols), dx,
             *_ints(c, h, w, kh, kw, stride[0], stride[1], pads[0], pads[2], oh, ow), _i64(n * oh * ow), _i64(dx.size))
     return dx
+
+
+_own_gemm = 0  # > 0 inside own_gemm()
+
+
+@contextlib.contextmanager
+def own_gemm():
+    """Multiply with the ``gemm`` kernel, not cuBLAS, inside the block: a training run replayed as a CUDA graph
+    (tinynet/cuda_graph.py) runs every step this way, its eager ones too, so all of them compute the same sums."""
+    global _own_gemm
+    _own_gemm += 1
+    try:
+        yield
+    finally:
+        _own_gemm -= 1
+
+
+def matmul(a, b):
+    """a (M, K) @ b (K, N): cuBLAS, or the ``gemm`` kernel inside :func:`own_gemm` or while the current stream
+    captures a CUDA graph (CuPy refuses cuBLAS calls then: cupy_backends/cuda/libs/cublas.pyx, setStream)."""
+    if _own_gemm or cp.cuda.get_current_stream().is_capturing():
+        return gemm(a, b)
+    return a @ b
+
+
+# Split-K (see gemm in cupy_gpu.cu): enough threads to fill a GPU (132 SMs x 2,048 threads on an H100 is 270,000;
+# a quarter keeps the memory system busy), each summing at least MIN_K_PER_SPLIT products, at most MAX_SPLITS parts.
+GEMM_THREADS, MIN_K_PER_SPLIT, MAX_SPLITS = 65_536, 64, 256
+
+
+def gemm_splits(m, n, k):
+    """How many threads share each 4 x 4 tile of C: 1 when C has tiles enough, more when K is long and C small."""
+    tiles = -(-m // 4) * -(-n // 4)
+    return max(1, min(-(-GEMM_THREADS // tiles), k // MIN_K_PER_SPLIT, MAX_SPLITS))
+
+
+def gemm(a, b):
+    """a (M, K) @ b (K, N) by the ``gemm`` kernel, reading both through their strides (views need no copy)."""
+    (m, k), n = a.shape, b.shape[1]
+    c = cp.empty((m, n), dtype=a.dtype)
+    if c.size == 0:
+        return c
+    if k == 0:
+        c.fill(0)
+        return c
+    splits = gemm_splits(m, n, k)
+    part = c if splits == 1 else cp.empty((splits, m, n), dtype=a.dtype)
+    a, b = _strided(a), _strided(b)
+    strides = [_i64(s // a.itemsize) for s in (*a.strides, *b.strides)]  # in elements: (sam, sak, sbk, sbn)
+    tiles = -(-m // 4) * -(-n // 4)
+    _launch("gemm", a.dtype, splits * tiles, a, b, part, *_ints(m, n, k), *strides, _i32(splits), _i64(splits * tiles))
+    if splits > 1:
+        _launch("gemm_sum_splits", a.dtype, c.size, part, c, _i32(splits), _i64(c.size))
+    return c
+
+
+def _strided(a):
+    """``a`` itself when the kernel can follow its strides (whole elements, not negative), else a C-contiguous copy."""
+    if all(s % a.itemsize == 0 and s >= 0 for s in a.strides):
+        return a
+    return cp.ascontiguousarray(a)
 
 
 def maxpool_forward(x, kh, kw, stride, pads):

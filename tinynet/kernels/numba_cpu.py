@@ -432,6 +432,9 @@ def batchnorm_backward(dy, xhat, gamma, inv_std):
 # the Numba backend's losses bit for bit equal to NumPy's.
 softmax_cross_entropy = numpy_ref.softmax_cross_entropy
 
+# Matrix products: NumPy's BLAS, as in the reference.
+matmul = numpy_ref.matmul
+
 
 def gemm_to_nchw(out, bias, n, oh, ow):
     y = np.empty((n, out.shape[0], oh * ow), dtype=out.dtype)

@@ -230,6 +230,11 @@ def softmax_cross_entropy(logits, labels, totals=None):
     return loss, d
 
 
+def matmul(a, b):
+    """a (M, K) @ b (K, N): the layers' matrix products (the BLAS on the CPU)."""
+    return a @ b
+
+
 def gemm_to_nchw(out, bias, n, oh, ow):
     """(F, N*OH*OW) + bias -> contiguous (N, F, OH, OW): swap the first two axes."""
     xp = xp_of(out)

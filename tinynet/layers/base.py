@@ -104,6 +104,11 @@ class Layer:
             p.grad = b.asarray(p.grad)
         return self
 
+    def persistent_arrays(self) -> list:
+        """The arrays a training step reads or updates in place and that outlive it: parameters and state. A step
+        replayed as a CUDA graph works on these very arrays, so it is captured again when one is replaced."""
+        return [p.data for p in (*self.params.values(), *self.state.values())]
+
     def n_params(self) -> tuple[int, int]:
         """(trainable, non-trainable) parameter counts."""
         return (

@@ -22,7 +22,8 @@ class Conv2D(Layer):
               y    = W.reshape(F, -1) @ cols + b    (F, N*OH*OW), then NCHW
     Backward: dW   = dy2 @ cols.T,  db = dy2.sum(1)   where dy2 is dy as (F, N*OH*OW)
               dx   = col2im(W.reshape(F, -1).T @ dy2)
-    ``input_grad = False`` (set by Sequential for a first layer) skips dx.
+    ``input_grad = False`` (set by Sequential for a first layer) skips dx. The products go through
+    ``kernels.matmul``, which picks the backend's way to multiply (the BLAS, cuBLAS, or a CUDA kernel).
 
     Direct path (when ``kernels.conv_direct_pays``): y = b + sum over window positions (i, j) of
     W[:, :, i, j] @ (x shifted by (i, j)); backward keeps only x, never the 9x larger columns.
@@ -75,7 +76,7 @@ class Conv2D(Layer):
             self.cols, self.x, self.x_shape = None, x, x.shape
             return kernels.conv_direct_forward(x, W, b, self.pads)
         cols = kernels.im2col(x, kh, kw, self.stride, self.pads)
-        out = W.reshape(self.out_channels, -1) @ cols  # (F, N*OH*OW): one GEMM
+        out = kernels.matmul(W.reshape(self.out_channels, -1), cols)  # W2 @ cols, (F, N*OH*OW): one GEMM
         # Training keeps the columns for backward. Inference keeps only x (KH*KW times smaller): predicting
         # 1,000 images with deep_bn_cnn held 3 GB of columns across its 11 convolutions.
         self.cols, self.x, self.x_shape = (cols, None, x.shape) if training else (None, x, x.shape)
@@ -90,11 +91,11 @@ class Conv2D(Layer):
             return dx
         dy2 = kernels.nchw_to_gemm(dy)  # (F, N*OH*OW), a new array: dy is left alone
         cols = self.cols if self.cols is not None else kernels.im2col(self.x, kh, kw, self.stride, self.pads)
-        W.grad = (dy2 @ cols.T).reshape(W.data.shape)
+        W.grad = kernels.matmul(dy2, cols.T).reshape(W.data.shape)  # dy2 @ cols.T
         self.params["b"].grad = dy2.sum(axis=1)
         if not self.input_grad:  # first layer: nobody needs dx, skip a GEMM and col2im
             return None
-        dcols = W.data.reshape(self.out_channels, -1).T @ dy2  # (C*KH*KW, N*OH*OW)
+        dcols = kernels.matmul(W.data.reshape(self.out_channels, -1).T, dy2)  # W2.T @ dy2, (C*KH*KW, N*OH*OW)
         return kernels.col2im(dcols, self.x_shape, kh, kw, self.stride, self.pads)
 
     def __repr__(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..checks import integer, positive_int
 from ..init import glorot_uniform
 from .base import Layer
@@ -13,6 +14,7 @@ class Dense(Layer):
     """x (N, in) -> y (N, out).  W (in, out), b (out,).
 
     Backward: dW = x.T @ dy,  db = dy summed over the batch,  dx = dy @ W.T
+    (each product through ``kernels.matmul``, which picks the backend's way to multiply)
     """
 
     sample_ndim = 1
@@ -44,12 +46,12 @@ class Dense(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         self.x = x
-        return x @ self.params["W"].data + self.params["b"].data
+        return kernels.matmul(x, self.params["W"].data) + self.params["b"].data
 
     def backward(self, dy):
-        self.params["W"].grad = self.x.T @ dy
+        self.params["W"].grad = kernels.matmul(self.x.T, dy)
         self.params["b"].grad = dy.sum(axis=0)
-        return dy @ self.params["W"].data.T
+        return kernels.matmul(dy, self.params["W"].data.T)
 
     def __repr__(self):
         return f"Dense({self.out_features})"

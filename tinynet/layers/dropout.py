@@ -94,6 +94,9 @@ class Dropout(Layer):
         with using_backend(array_library(self.calls)):
             return kernels.dropout(ones, self.stream_seed(), self.calls, self.rate) != 0
 
+    def persistent_arrays(self):
+        return [*super().persistent_arrays(), self.calls]  # the counter, advanced in place by every training step
+
     def rng_state(self) -> dict:
         """What a checkpoint needs to continue the same masks: the seed and the number of calls."""
         return {"seed": self.seed, "calls": int(to_numpy(self._counter())[0])}
