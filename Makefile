@@ -34,11 +34,8 @@ gpu-test:         ## only the GPU tests (run where CuPy and a GPU exist)
 	$(PY) -m pytest -q -m gpu
 
 GPU_OUT := bench/out-gpu
-gpu-check:        ## on a GPU machine (installs nothing): GPU tests, then CuPy vs PyTorch on CUDA -> bench/RESULTS.md
-	mkdir -p $(GPU_OUT)
-	-set -o pipefail; $(PY) -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee $(GPU_OUT)/pytest.txt
-	$(PY) -m bench.train_epoch --models cnn_dropout02,deep_bn_cnn --backends cupy,cupy-eager,torch-cuda \
-	    --batch-size 32,128,512 --out $(GPU_OUT)
+gpu-check:        ## on a GPU machine (installs nothing): bench/gpu_check.sh, then the GPU section of bench/RESULTS.md
+	bash bench/gpu_check.sh $(GPU_OUT)
 	$(PY) -m bench.gpu_report $(GPU_OUT)
 
 clean:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -48,3 +51,24 @@ def torch_twin(model):
     from tinynet.interop.torch import to_torch
 
     return to_torch(model, dropout="random")
+
+
+_standin = None
+
+
+def cupy_for_bench():
+    """Real CuPy, or the CuPy stand-in (tests/fake_cupy.py) for the whole process when TINYNET_CUPY_STANDIN=1: the
+    rehearsal of bench/gpu_check.sh on a machine without a GPU runs the same code, slowly, on the host."""
+    if os.environ.get("TINYNET_CUPY_STANDIN") == "1":
+        tests = str(Path(__file__).resolve().parents[1] / "tests")
+        sys.path.insert(0, tests)
+        import fake_cupy
+
+        sys.path.remove(tests)
+        global _standin  # held: the context manager uninstalls the stand-in when it is collected
+        _standin = fake_cupy.installed()
+        _standin.__enter__()  # left installed: the process exists for this
+        return fake_cupy
+    import cupy
+
+    return cupy

@@ -1,10 +1,12 @@
-"""Write the GPU section of bench/RESULTS.md, and bench/speed_gpu.png, from a GPU benchmark run.
+"""Write the GPU section of bench/RESULTS.md, and bench/speed_gpu.png, from one GPU check's files alone.
 
-    python -m bench.gpu_report bench/out-gpu      # the folder `make gpu-check` fills
+    python -m bench.gpu_report OUTDIR      # the folder bench/gpu_check.sh filled (make gpu-check: bench/out-gpu)
 
-Everything in the section comes from the run's files: results.json (bench.train_epoch), pytest.txt (the
-last lines of ``pytest -m gpu``) when present. It replaces the text between the GPU markers in RESULTS.md
-and keeps results.json as bench/runs/gpu_benchmark_DATE.json.
+Everything in the section comes from the run's files: results.json (bench.train_epoch), probe.json
+(bench.gpu_probe: the machine, the GEMM kernel, the capture), stages.txt (each stage's time) and pytest.txt
+(the last lines of the GPU tests). It replaces the text between the GPU markers in RESULTS.md, copies the chart
+and keeps results.json and probe.json as bench/runs/gpu_*_DATE.json. A rehearsal on the CuPy stand-in is
+refused: its timings are of the host, not of a GPU.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _row(rows, model, backend, batch):
 
 
 def targets(rows) -> list[str]:
-    """Issue #10's GPU targets, each with the figure measured (or why it is missing)."""
+    """The GPU targets (issue #23), each with the figure measured (or why it is missing)."""
     out = []
     for model, factor in (("cnn_dropout02", 1.5), ("deep_bn_cnn", 1.0)):
         cupy, torch = _row(rows, model, "cupy", 128), _row(rows, model, "torch-cuda", 128)
@@ -44,57 +46,101 @@ def targets(rows) -> list[str]:
     runs = [r for r in rows if r["model"] == "cnn_dropout02" and r["backend"] == "cupy" and "device_peak_mb" in r]
     if runs:
         peak = max(r["device_peak_mb"] for r in runs)
-        out.append(f"cnn_dropout02: device memory at most {peak:.0f} MB (CuPy's pool, target < 2048 MB): "
-                   f"{'met' if peak < 2048 else 'NOT met'}")
+        out.append(f"cnn_dropout02: device memory at most {peak:.0f} MB (CuPy's pool and the graph's, target < 2048 "
+                   f"MB): {'met' if peak < 2048 else 'NOT met'}")
     return out
+
+
+def probe_lines(probe) -> list[str]:
+    """What bench.gpu_probe found: the GEMM kernel against cuBLAS, and the captured step against plain steps."""
+    lines = [f"NVRTC compile of tinynet's kernels: {probe['compile_s']:.1f} s." if "compile_s" in probe else ""]
+    gemm = probe.get("gemm", {})
+    if "error" in gemm:
+        lines.append(f"GEMM probe failed: {gemm['error']}")
+    elif gemm:
+        lines += ["", "| GEMM (cnn_dropout02's convolution) | M × K × N | splits | kernel ms | cuBLAS ms | error vs cuBLAS |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {g['m']} × {g['k']} × {g['n']} | {g['splits']} | {g['kernel_ms']:.3f} | "
+                  f"{g['cublas_ms']:.3f} | {g['max_error_vs_cublas']:.1e} |" for name, g in gemm.items()]
+    cap = probe.get("capture", {})
+    if "error" in cap:
+        lines += ["", f"Capture probe failed: {cap['error']}"]
+    elif cap:
+        how = "captured" if cap["captured"] else f"NOT captured ({'; '.join(cap['fallback'])})"
+        lines += ["", f"One cnn_dropout02 step at batch {cap['batch']}: {how}; a replay leaves "
+                  f"{'the same' if cap['replay_equals_plain_steps'] else 'DIFFERENT'} weights as plain steps; "
+                  f"{cap['graph_step_ms']:.3f} ms replayed, {cap['plain_step_ms']:.3f} ms plain."]
+    return lines
+
+
+def _tail(path, n):
+    return [ln for ln in path.read_text().splitlines() if ln.strip()][-n:] if path.exists() else []
 
 
 def section(run_dir: Path) -> str:
     data = json.loads((run_dir / "results.json").read_text())
     meta, rows = data["meta"], data["rows"]
+    probe = json.loads((run_dir / "probe.json").read_text()) if (run_dir / "probe.json").exists() else {}
+    env = probe.get("env", {})
     lines = [
         BEGIN,
         f"## GPU — {meta['date']}, {meta.get('device', 'unknown device')}",
         "",
         f"Driver {meta.get('driver')}, CUDA runtime {meta.get('cuda_runtime')}, CuPy {meta.get('cupy')}, "
         f"PyTorch {meta.get('torch')} (CUDA {meta.get('torch_cuda')}), Python {meta.get('python')}, "
-        f"NumPy {meta.get('numpy')}; host: {meta.get('cores')} cores.",
+        f"NumPy {meta.get('numpy')}; host: {meta.get('cores')} cores; commit {env.get('commit', 'unknown')}; "
+        f"nvidia-smi: {env.get('nvidia_smi', 'not recorded')}.",
         "",
         "```bash",
-        meta["command"],
+        "bash bench/gpu_check.sh OUTDIR   # ran: " + meta["command"],
         "```",
         "",
-        "One 60,000-image epoch each, after a warm-up, same weights and batch order for tinynet and PyTorch. `cupy`",
-        "replays each step as a CUDA graph, `cupy-eager` launches every kernel from Python. Launches per step are",
-        "counted on the CuPy stand-in (`python -m bench.launches`).",
+        "One 60,000-image epoch each, after a warm-up, same weights and batch order for tinynet and PyTorch, the data",
+        "on the device before the timer starts. `cupy` replays each step as a CUDA graph whose matrix products are",
+        "tinynet's own GEMM kernel (CuPy refuses cuBLAS while capturing); `cupy-eager` launches every kernel from",
+        "Python and multiplies with cuBLAS. float32 arithmetic on both sides, no TF32: "
+        f"{json.dumps(meta.get('tf32', {}))}. Device memory: CuPy's pool plus the graph's private pool, PyTorch's",
+        "reserved memory (neither counts the CUDA context).",
         "",
         markdown(rows, meta["gemm_peak_gflops"]),
         "",
-        "Targets (issue #10):",
+        "Targets (issue #23):",
         "",
         *[f"- {t}" for t in targets(rows)],
+        "",
+        *probe_lines(probe),
     ]
-    pytest_log = run_dir / "pytest.txt"
-    if pytest_log.exists():
-        tail = [ln for ln in pytest_log.read_text().splitlines() if ln.strip()][-3:]
+    stages = _tail(run_dir / "stages.txt", 10)
+    if stages:
+        lines += ["", "Stages of the check (seconds, exit status):", "", "```", *stages, "```"]
+    tail = _tail(run_dir / "pytest.txt", 3)
+    if tail:
         lines += ["", "`pytest -m gpu` on this device:", "", "```", *tail, "```"]
     lines += ["", "![GPU training speed](speed_gpu.png)", END]
     return "\n".join(lines)
 
 
 def write(run_dir: Path, results: Path = RESULTS):
+    data = json.loads((run_dir / "results.json").read_text())
+    if any(r.get("standin") for r in data["rows"]):
+        raise SystemExit(f"{run_dir} is a rehearsal on the CuPy stand-in: its timings are the host's, not a GPU's")
     text = results.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{results} has no GPU markers ({BEGIN} ... {END})")
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"{results} needs exactly one pair of GPU markers ({BEGIN} ... {END})")
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    old, tail = rest.split(END, 1)
+    headings = [ln for ln in old.splitlines() if ln.startswith("#")]
+    if any(not h.startswith("## GPU") for h in headings):  # never overwrite another section put between the markers
+        raise SystemExit(f"{results}: the GPU markers enclose other sections ({headings}); move the markers first")
     results.write_text(head + section(run_dir) + tail)
     if (run_dir / "speed.png").exists():
         shutil.copy(run_dir / "speed.png", results.with_name("speed_gpu.png"))
-    date = json.loads((run_dir / "results.json").read_text())["meta"]["date"]
     runs = results.with_name("runs")
     runs.mkdir(exist_ok=True)
-    shutil.copy(run_dir / "results.json", runs / f"gpu_benchmark_{date}.json")  # the recorded run behind the section
+    for name in ("results", "probe"):  # the recorded run behind the section
+        if (run_dir / f"{name}.json").exists():
+            shutil.copy(run_dir / f"{name}.json", runs / f"gpu_{'benchmark' if name == 'results' else name}_"
+                                                         f"{data['meta']['date']}.json")
     return results
 
 

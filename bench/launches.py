@@ -26,6 +26,7 @@ def count(model_name, batch_size, seed=0) -> dict:
         import fake_cupy
     finally:
         sys.path.remove(str(TESTS))
+    import tinynet
     from tinynet import models
     from tinynet.cuda_graph import CapturedStep
     from tinynet.losses import SoftmaxCrossEntropy
@@ -43,8 +44,8 @@ def count(model_name, batch_size, seed=0) -> dict:
         def plain(xd, yd, idx):
             return train_step(model, loss, opt, xd[idx], yd[idx], totals)
 
-        graphed = CapturedStep(lambda xb, yb: train_step(model, loss, opt, xb, yb, totals), cp, batch_size,
-                               model.input_shape, model.dtype)
+        graphed = CapturedStep(lambda xb, yb: train_step(model, loss, opt, xb, yb, totals), tinynet.get_backend("cupy"),
+                               batch_size, model.input_shape, model.dtype)
         out = {}
         with graphed:
             for name, step in (("eager", plain), ("graph", graphed)):

@@ -195,6 +195,25 @@ def layers_table(name):
 DEEP = "accuracy/deep_bn_cnn_aug26.json"
 
 
+# What each stage of bench/gpu_check.sh should take on an H100: estimates, not measurements (no GPU has run it yet),
+# from what each stage does. The stand-in runs the CUDA source on the host, so its times say nothing of a GPU's.
+GPU_STAGE_ESTIMATES = {
+    "probe": "10-30 s: NVRTC compiles the module once (CuPy caches it), then milliseconds of GEMMs and steps",
+    "pytest": "60-110 s: about 300 tests, most of them milliseconds on a GPU; the real-data CLI test the longest",
+    "bench": "90-180 s: 12 fresh processes (imports, data, warm-up), each a 60,000-image epoch of 1-10 s",
+}
+
+
+def gpu_rehearsal_table(folder):
+    """The GPU check's stages as rehearsed on the CuPy stand-in, with each stage's limit and its H100 estimate."""
+    limits = dict(re.findall(r'stage (\w+) (\d+) ', (ROOT / "bench" / "gpu_check.sh").read_text()))
+    lines = ["| stage | rehearsal on the stand-in (2 cores) | limit | on an H100 (estimate) |", "|---|---|---|---|"]
+    for line in (RUNS / folder / "stages.txt").read_text().splitlines():
+        name, seconds = line.split()[:2]
+        lines.append(f"| {name} | {float(seconds):.0f} s | {limits[name]} s | {GPU_STAGE_ESTIMATES[name]} |")
+    return "\n".join(lines)
+
+
 def _recorded(name, figure):
     """``figure(run file)``, or 'not recorded yet' while the run is still to be kept."""
     return figure(run(name)) if (RUNS / name).exists() else "(not recorded yet)"
@@ -263,6 +282,7 @@ TABLES = {
     "cpu-round5-import-order": lambda: benchmark_table(f"{ROUND5}/import_order_deep_bn_cnn.json"),
     "cpu-round5-cold-start": lambda: cold_start_table(f"{ROUND5}/cold_start.json"),
     "cpu-round5-layers-deep-after": lambda: layers_table(f"{ROUND5}/layers_deep_bn_cnn_b32_after.json"),
+    "gpu-check-rehearsal": lambda: gpu_rehearsal_table("gpu_check_rehearsal_2026-12-07"),
 }
 FIGURES = {
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),

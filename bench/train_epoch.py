@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import flops_per_image, gemm_peak_gflops, torch_twin
+from bench.common import cupy_for_bench, flops_per_image, gemm_peak_gflops, torch_twin
 from tinynet import models
 
 DEFAULT_MODEL = "cnn_dropout02"
@@ -50,6 +50,7 @@ def _data(n_images, n_eval=10_000):
 
 def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL, n_eval=10_000):
     import tinynet
+    from tinynet.cuda_graph import largest_graph_pool_bytes
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
     from tinynet.train import fit, predict_logits
@@ -58,6 +59,7 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     backend = "cupy" if backend.startswith("cupy") else "numba" if backend.startswith("numba") else backend
     b = tinynet.use_backend(backend)
     x, y, xt, _ = _data(n_images, n_eval)
+    x, y = b.asarray(x), b.asarray(y.astype(np.int64))  # on the device before any timer, as PyTorch's tensors are
     model = models.build(model_name, seed=seed)
     loss, opt = SoftmaxCrossEntropy(), Adam(model.parameters())
     fit(model, loss, opt, x[: warmup * batch], y[: warmup * batch], epochs=1, batch_size=batch, verbose=False,
@@ -69,6 +71,8 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False, cuda_graph=graph)
     b.synchronize()
     train_s = time.perf_counter() - t
+    xt = b.asarray(xt)
+    b.synchronize()
     t = time.perf_counter()
     predict_logits(model, xt, batch_size=1000)
     eval_s = time.perf_counter() - t
@@ -77,8 +81,10 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     if backend == "cupy":
         import cupy
 
-        out["device_peak_mb"] = cupy.get_default_memory_pool().total_bytes() / 2**20
-        out.update(_cuda_device(cupy.cuda.runtime), cupy=cupy.__version__)
+        # CuPy's default pool and the captured graph's private pool, each at its largest (a pool keeps its blocks)
+        out["device_peak_mb"] = (cupy.get_default_memory_pool().total_bytes() + largest_graph_pool_bytes()) / 2**20
+        out.update(_cuda_device(cupy.cuda.runtime), cupy=cupy.__version__, standin=bool(getattr(cupy, "IS_STANDIN", 0)))
+        out["tf32"] = {"CUPY_TF32": os.environ.get("CUPY_TF32", "0"), "graph_gemm": "float32 FMA (tinynet's kernel)"}
     return out
 
 
@@ -88,11 +94,15 @@ def _cuda_device(runtime):
             "cuda_runtime": runtime.runtimeGetVersion()}
 
 
-def run_torch(batch, n_images, seed, warmup, device="cpu", model_name=DEFAULT_MODEL):
+def run_torch(batch, n_images, seed, warmup, device="cpu", model_name=DEFAULT_MODEL, n_eval=10_000):
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    x, y, xt, _ = _data(n_images)
+    # float32 arithmetic on both sides: tinynet's GPU kernels have no TF32, and CuPy's cuBLAS uses none unless
+    # CUPY_TF32=1; PyTorch lets cuDNN's convolutions use TF32 by default
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    x, y, xt, _ = _data(n_images, n_eval)
     model = torch_twin(models.build(model_name, seed=seed)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     X, Y, XT = (torch.tensor(a).to(device) for a in (x, y, xt))
@@ -129,22 +139,26 @@ def run_torch(batch, n_images, seed, warmup, device="cpu", model_name=DEFAULT_MO
         for i in range(0, len(XT), 1000):
             model(XT[i : i + 1000])
     sync()
-    out = {"train_s": train_s, "eval_s": time.perf_counter() - t, "loss": float(total) / len(x),
+    out = {"train_s": train_s, "eval_s": (time.perf_counter() - t) * 10_000 / len(xt), "loss": float(total) / len(x),
            "accuracy": float(correct) / len(x)}
     out["torch"] = torch.__version__
     if device == "cuda":
-        out["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["device_peak_mb"] = torch.cuda.max_memory_reserved() / 2**20  # what its caching allocator held, as CuPy's
+        out["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
         out["device"] = torch.cuda.get_device_name()
         out["torch_cuda"] = torch.version.cuda
     return out
 
 
 def child(args):
+    if args.backend.startswith("cupy"):
+        cupy_for_bench()  # real CuPy, or the stand-in for a rehearsal (TINYNET_CUPY_STANDIN=1)
     if args.backend.startswith("torch"):
         r = run_torch(args.batch, args.images, args.seed, args.warmup, "cuda" if args.backend == "torch-cuda" else "cpu",
-                      model_name=args.model)
+                      model_name=args.model, n_eval=args.eval_images)
     else:
-        r = run_tinynet(args.backend, args.batch, args.images, args.seed, args.warmup, model_name=args.model)
+        r = run_tinynet(args.backend, args.batch, args.images, args.seed, args.warmup, model_name=args.model,
+                        n_eval=args.eval_images)
     r["host_peak_mb"] = _peak_host_mb()
     print("RESULT " + json.dumps(r))
 
@@ -168,8 +182,12 @@ def main(argv=None):
     p.add_argument("--batch-size", default="32,128")
     p.add_argument("--images", type=int, default=60_000, help="training images per epoch")
     p.add_argument("--warmup", type=int, default=20, help="warm-up steps before timing")
+    p.add_argument("--eval-images", type=int, default=10_000, help="test images for the evaluation timing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for results.json, results.md and speed.png")
+    p.add_argument("--skip", default="", help="comma list of MODEL:BATCH rows to leave out (e.g. deep_bn_cnn:512)")
+    p.add_argument("--count-launches", action="store_true",
+                   help="also count the kernel launches of a CuPy step on the stand-in (minutes per row)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -183,44 +201,57 @@ def main(argv=None):
 
     print(f"float32 GEMM peak here {peak:.0f} GFLOP/s ({os.cpu_count()} cores; OpenBLAS kernels: "
           f"{openblas_kernels()})")
-    rows = []
-    flops_by_model = {}
+    rows, flops_by_model = [], {}
     for model_name in args.models.split(","):
         flops_by_model[model_name] = flops = flops_per_image(models.build(model_name))
         print(f"{model_name}: {flops['train'] / 1e6:.1f} MFLOP per training image, {flops['forward'] / 1e6:.1f} per "
               "inference")
-        rows += _run_model(args, model_name, flops, peak)
+        for row in _run_model(args, model_name, flops, peak):
+            rows.append(row)
+            if args.out:  # after every row: a run stopped at a time limit keeps the rows it finished
+                _write(Path(args.out), rows, peak, flops_by_model, args, argv)
+    print("\n" + markdown(_with_ratios(rows), peak))
+    if args.out and rows:
+        bar_chart(rows, Path(args.out) / "speed.png")
+    return 0
+
+
+def _with_ratios(rows):
+    """Each row's time as a multiple of PyTorch's on the same model and batch (on the GPU: PyTorch on CUDA)."""
     for r in rows:
         ref = [t for t in rows if t["model"] == r["model"] and t["batch"] == r["batch"] and t["backend"] == (
                "torch-cuda" if r["backend"].startswith("cupy") or r["backend"] == "torch-cuda" else "torch")]
         # PyTorch listed twice (before and after the others, as the timing rules ask) counts as their mean
         r["vs_torch"] = r["train_s"] / (sum(t["train_s"] for t in ref) / len(ref)) if ref else None
-    table = markdown(rows, peak)
-    print("\n" + table)
-    if args.out:
-        from tinynet.provenance import record
+    return rows
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        versions = {k: v for r in rows for k, v in r.items()
-                    if k in ("device", "driver", "cuda_runtime", "cupy", "torch", "torch_cuda")}
-        meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops_by_model,
-                "python": platform.python_version(), "numpy": np.__version__, **versions,
-                "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:])),
-                "run": record(vars(args))}  # the commit, the versions, the threads
-        (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-        (out / "results.md").write_text(table + "\n")
-        bar_chart(rows, out / "speed.png")
-    return 0
+
+def _write(out, rows, peak, flops_by_model, args, argv):
+    from tinynet.provenance import record
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _with_ratios(rows)
+    versions = {k: v for r in rows for k, v in r.items()
+                if k in ("device", "driver", "cuda_runtime", "cupy", "torch", "torch_cuda")}
+    versions["tf32"] = {r["backend"]: r["tf32"] for r in rows if "tf32" in r}  # the same policy on both sides
+    meta = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "gemm_peak_gflops": peak, "flops_per_image": flops_by_model,
+            "python": platform.python_version(), "numpy": np.__version__, **versions,
+            "command": "python -m bench.train_epoch " + " ".join(a for a in (argv or sys.argv[1:])),
+            "run": record(vars(args))}  # the commit, the versions, the threads
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (out / "results.md").write_text(markdown(rows, peak) + "\n")
 
 
 def _run_model(args, model_name, flops, peak):
     rows = []
     for batch in [int(b) for b in args.batch_size.split(",")]:
+        if f"{model_name}:{batch}" in args.skip.split(","):
+            continue
         for backend in args.backends.split(","):
             child_args = ["--child", "1", "--backend", backend, "--batch", str(batch), "--images", str(args.images),
-                          "--seed", str(args.seed), "--warmup", str(args.warmup), "--model", model_name]
+                          "--seed", str(args.seed), "--warmup", str(args.warmup), "--model", model_name,
+                          "--eval-images", str(args.eval_images)]
             cmd = [sys.executable, "-m", "bench.train_epoch", *child_args]
             if backend == "numba-numpy-first":  # as a user who writes `import numpy` before `import tinynet`
                 cmd = [sys.executable, "-c", "import numpy, runpy, sys; sys.argv[1:] = " + repr(child_args)
@@ -239,7 +270,7 @@ def _run_model(args, model_name, flops, peak):
             r["eval_img_s"] = 10_000 / r["eval_s"]
             r["gflops"] = r["train_img_s"] * flops["train"] / 1e9
             r["peak_share"] = r["gflops"] / peak
-            if backend.startswith("cupy"):
+            if backend.startswith("cupy") and args.count_launches:
                 r["launches_per_step"] = _launches(model_name, batch)
             rows.append(r)
             launches = r.get("launches_per_step")
