@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinynet import Sequential
-from tinynet.backend import to_numpy
+from tinynet.arrays import to_numpy
 from tinynet.cli import main
 from tinynet.inspection import inspect_model, settings
 from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU

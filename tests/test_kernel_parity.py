@@ -268,7 +268,7 @@ def _operand(rng, rows, cols, layout, dtype, b):
 
 def _own_gemm(b):
     """Inside this block the CuPy backend multiplies with its CUDA kernel (as a graph-replayed training run does)."""
-    return b.kernels.own_gemm() if b.name == "cupy" else __import__("contextlib").nullcontext()
+    return kernels.implementation(b).own_gemm() if b.name == "cupy" else __import__("contextlib").nullcontext()
 
 
 LAYOUTS = st.sampled_from(["contiguous", "transposed", "strided"])
@@ -300,8 +300,8 @@ def test_gemm_kernel_splits_long_sums_and_spreads_nan_and_inf(backend, dtype, m,
     b = with_specials(rng.standard_normal((k, n)).astype(dtype), rng, 0.002)
     every_product = (a[:, :, None].astype(np.float64) * b[None, :, :]).sum(axis=1)  # no BLAS shortcut past a zero
     if (m, k, n) == (32, 2000, 9):
-        assert backend.kernels.gemm_splits(m, n, k) > 1  # the weight-gradient shape: few outputs, a long K
-    same(backend.kernels.gemm(backend.asarray(a), backend.asarray(b).T.T), every_product.astype(dtype), dtype,
+        assert kernels.implementation(backend).gemm_splits(m, n, k) > 1  # the weight-gradient shape: few outputs, a long K
+    same(kernels.implementation(backend).gemm(backend.asarray(a), backend.asarray(b).T.T), every_product.astype(dtype), dtype,
          sums=True)
 
 

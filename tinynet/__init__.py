@@ -3,7 +3,7 @@
 from . import cpu_threads  # noqa: F401, I001  (first: it sets OpenBLAS's thread timeout before NumPy loads)
 from . import layers, losses, optim
 from .backend import available_backends, get_backend, use_backend, using_backend
-from .checkpoint import load_model
+from .loading import load_model
 from .gradcheck import GradcheckReport, gradcheck
 from .parameter import Parameter
 from .sequential import Sequential

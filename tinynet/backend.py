@@ -1,8 +1,9 @@
-"""Which array library and which kernels the layers run on.
+"""Which array library the layers run on, and so which kernels.
 
-A backend owns ``xp`` (NumPy or CuPy) and a set of kernels (im2col, col2im,
-max-pool forward/backward). Layer code only ever calls ``get_backend().xp`` and
-the entry points in :mod:`tinynet.kernels`, so it runs unchanged on all three:
+A backend is a name and ``xp`` (NumPy or CuPy); :mod:`tinynet.kernels` runs each
+kernel (im2col, col2im, max-pool...) with the implementation of the current
+backend's name. Layer code only ever calls ``get_backend().xp`` and the entry
+points in :mod:`tinynet.kernels`, so it runs unchanged on all three:
 
 - ``"numpy"``: plain NumPy; the kernels are the readable reference.
 - ``"numba"``: NumPy arrays, with the memory-bound kernels compiled by Numba.
@@ -18,6 +19,7 @@ import warnings
 import numpy as np
 
 from . import optional
+from .arrays import array_library, to_numpy, xp_of  # noqa: F401  (re-exported: tinynet.backend.to_numpy)
 
 NAMES = ("numpy", "numba", "cupy")
 
@@ -27,10 +29,9 @@ class BackendUnavailable(RuntimeError):
 
 
 class Backend:
-    def __init__(self, name: str, xp, kernels):
+    def __init__(self, name: str, xp):
         self.name = name
         self.xp = xp
-        self.kernels = kernels
 
     def asarray(self, a, dtype=None):
         """Copy a host (or same-backend) array onto this backend."""
@@ -71,7 +72,6 @@ def keep_freed_memory():
     """
     import ctypes
     import os
-    import sys
 
     if os.environ.get("TINYNET_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
@@ -87,9 +87,7 @@ def _make(name: str) -> Backend:
     if name in ("numpy", "numba"):
         keep_freed_memory()
     if name == "numpy":
-        from .kernels import numpy_ref
-
-        return Backend("numpy", np, numpy_ref)
+        return Backend("numpy", np)
     if name == "numba":
         if not optional.available("numba"):
             raise BackendUnavailable(
@@ -97,7 +95,6 @@ def _make(name: str) -> Backend:
                 f"({optional.why_unavailable('numba')}); install it with: {optional.INSTALL['numba']}"
             )
         from . import cpu_threads
-        from .kernels import numba_cpu
 
         if not cpu_threads.limit_spin():
             warnings.warn(
@@ -108,7 +105,7 @@ def _make(name: str) -> Backend:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return Backend("numba", np, numba_cpu)
+        return Backend("numba", np)
     if name == "cupy":
         cupy = optional.load("cupy")
         if cupy is None:
@@ -116,9 +113,7 @@ def _make(name: str) -> Backend:
                 f"backend 'cupy' is not usable here ({optional.why_unavailable('cupy')}); "
                 f"it needs an NVIDIA GPU and CuPy: {optional.INSTALL['cupy']}"
             )
-        from .kernels import cupy_gpu
-
-        return Backend("cupy", cupy, cupy_gpu)
+        return Backend("cupy", cupy)
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
 
 
@@ -161,27 +156,6 @@ def available_backends() -> list[str]:
         except BackendUnavailable:
             pass
     return out
-
-
-def array_library(a) -> str:
-    """'numpy' or 'cupy' — which library an array belongs to (or its type's top-level module)."""
-    if isinstance(a, (np.ndarray, np.generic)):
-        return "numpy"
-    return type(a).__module__.split(".")[0]
-
-
-def xp_of(a):
-    """The array module (NumPy or CuPy) an array belongs to, for code that must follow its argument."""
-    return np if array_library(a) == "numpy" else sys.modules[array_library(a)]
-
-
-def to_numpy(a):
-    """Bring any array back to the host as a NumPy array."""
-    if isinstance(a, np.ndarray):
-        return a
-    if hasattr(a, "get"):  # cupy.ndarray
-        return a.get()
-    return np.asarray(a)
 
 
 def check_array(a, what: str = "input", backend: Backend | None = None):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from .arrays import to_numpy
 from .checks import integer, real
 
 
@@ -201,7 +201,7 @@ class CSVLogger(Callback):
         self.path, self.append = Path(path), append
 
     def on_train_begin(self, run):
-        from .train import History
+        from .history import History
 
         self.columns = ["epoch", *History.KEYS]
         done = len(run.history)  # epochs before this run: > 0 when fit resumes from a checkpoint

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import get_backend, to_numpy
+from .arrays import to_numpy
+from .backend import get_backend
 from .optim import check_learning_rate, check_step_count
 
 FORMAT = "tinynet-checkpoint"
@@ -431,7 +432,7 @@ def _check_input_shape(text):
 
 
 def _check_history(text):
-    from .train import History
+    from .history import History
 
     history = _json_text("history", text)
     if not isinstance(history, dict):
@@ -558,51 +559,6 @@ def _parse_meta(meta):
         raise _BadMeta("history", f"holds {len(history['loss'])} epochs, but the checkpoint is of epoch {epoch} "
                                   f"(expected {epoch + 1})")
     return parsed
-
-
-def load_model(path, backend=None):
-    """The model saved in ``path``, built on ``backend`` (default: the current one) with the saved weights.
-
-    The checkpoint's architecture (the layers' classes and arguments, the input shape, dtype and name) builds the
-    model; a checkpoint without one (written before tinynet saved architectures) builds the model of the zoo its
-    ``model_name`` names. Nothing is built before the architecture and the tensors' names and shapes agree.
-    """
-    return _load_model(path, backend)[0]
-
-
-def _load_model(path, backend=None):
-    """(model, metadata) of load_model."""
-    from .backend import using_backend
-    from .sequential import Sequential
-
-    meta, shapes, f = read_checkpoint(path)
-    with f, using_backend(backend or get_backend().name):
-        parsed = meta["parsed"]
-        name, dtype = meta.get("model_name", "sequential"), parsed.get("dtype", "float32")
-        if "architecture" in parsed:
-            expected = expected_tensors(parsed["architecture"], parsed["input_shape"])  # checked when it was read
-            saved = {k[len("model/"):]: s for k, s in shapes.items() if k.startswith("model/")}
-            if expected != saved:  # before building: weights of the architecture's sizes must be in the file
-                wrong = [f"{k}: architecture {expected.get(k)}, tensor {saved.get(k)}"
-                         for k in sorted(expected.keys() | saved.keys()) if expected.get(k) != saved.get(k)]
-                raise CheckpointError(f"{path}: the architecture does not match the saved tensors:\n  " +
-                                      "\n  ".join(wrong[:20]))
-            config = {"name": name, "input_shape": parsed["input_shape"], "dtype": dtype,
-                      "layers": parsed["architecture"]}
-            try:
-                model = Sequential.from_config(config)
-            except (ValueError, TypeError) as exc:
-                raise CheckpointError(f"{path}: metadata 'architecture' cannot be built: {exc}") from None
-        else:
-            from . import models
-
-            if name not in models.MODELS:
-                raise CheckpointError(f"{path} holds no architecture (it was saved by an older tinynet) and its model "
-                                      f"{name!r} is not one of tinynet's models ({', '.join(models.MODELS)}): build "
-                                      "the model in Python and load the weights with "
-                                      "tinynet.checkpoint.load_checkpoint(path, model)")
-            model = models.build(name, dtype=dtype)
-        return model, _load(path, meta, shapes, f, model, None, None, None)
 
 
 def load_checkpoint(path, model, optimizer=None, rng=None, augment=None):

@@ -49,7 +49,7 @@ def real(v, what: str, low: float | None = None, high: float | None = None, *, l
 
 def finite_values(x, what: str):
     """Refuse data holding NaN or inf, naming how many and the first sample (one pass; one sync on a GPU)."""
-    from .backend import to_numpy, xp_of
+    from .arrays import to_numpy, xp_of
 
     xp = xp_of(x)
     if bool(xp.isfinite(x).all()):
@@ -112,7 +112,7 @@ def class_labels(y, num_classes: int, n: int | None = None, what: str = "labels"
 
     ``values=False`` checks dtype and shape only (no look at the values, so no device-to-host copy).
     """
-    from .backend import to_numpy
+    from .arrays import to_numpy
 
     if getattr(y, "dtype", np.dtype(object)).kind not in "iu":
         raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype "

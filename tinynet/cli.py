@@ -466,10 +466,10 @@ def _write_summary(args, out, seeds, results, code):
 def _model_from_checkpoint(path, backend):
     """The checkpoint's model (any Sequential of tinynet's layers, or a zoo model by name), checked to take the
     data set's images and give one output per class."""
-    from tinynet.checkpoint import _load_model
     from tinynet.errors import UsageError
+    from tinynet.loading import load_model
 
-    model, meta = _load_model(path, backend.name)
+    model, meta = load_model(path, backend.name, with_meta=True)
     image, classes = (1, *DATASET.image_shape), (DATASET.num_classes,)
     if model.input_shape != image or model.output_shape != classes:
         raise UsageError(f"{path}: model {model.name!r} takes inputs of shape {model.input_shape} and gives "
@@ -478,11 +478,11 @@ def _model_from_checkpoint(path, backend):
 
 
 def cmd_export(args):
-    from tinynet.checkpoint import _load_model
     from tinynet.interop.onnx import export
+    from tinynet.loading import load_model
 
     # any architecture exports, not only models shaped for Fashion-MNIST
-    model, _ = _load_model(args.checkpoint, _backend(args.backend).name)
+    model = load_model(args.checkpoint, _backend(args.backend).name)
     print(f"wrote {export(model, args.output)} ({model.name}: inference graph, Dropout left out, checked "
           "by onnx.checker)")
     return 0

@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from . import kernels
+
 _largest_pool = 0  # bytes: the largest private pool a captured run of this process has held
 
 
@@ -66,7 +68,7 @@ class CapturedStep:
         self.captured_buffers = ()
         self.warm = False
         self.replays = 0
-        self._own_gemm = backend.kernels.own_gemm()
+        self._own_gemm = kernels.implementation(backend).own_gemm()
 
     def __enter__(self):
         # A non-blocking stream does not wait for the default stream: first let it wait for everything queued there

@@ -292,7 +292,7 @@ class Augment:
 
     def draw(self, n):
         """(dy, dx, flip) for n images: shifts in [-shift, shift], flips as booleans (all False without flip)."""
-        from .kernels.numpy_ref import counter_bits
+        from .counter_rng import counter_bits
 
         self.calls += 1
         bits = counter_bits(self.seed, self.calls, 3 * n).astype(np.int64)
@@ -318,7 +318,8 @@ class Augment:
 def shifted(x, dy, dx, flip):
     """Image i of ``x`` (N, C, H, W) flipped left-right if flip[i], then moved dy[i] pixels down and dx[i] right
     (what moves out is lost, what moves in is 0). ``dy``, ``dx``, ``flip`` are host arrays; x any backend's."""
-    from .backend import get_backend, xp_of
+    from .arrays import xp_of
+    from .backend import get_backend
 
     xp = xp_of(x)
     n, c, h, w = x.shape

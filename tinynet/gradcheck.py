@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_backend, to_numpy, using_backend
+from .arrays import to_numpy
+from .backend import get_backend, using_backend
 from .layers import Dropout
 from .layers.base import Layer
 from .sequential import Sequential

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_backend, to_numpy
+from .arrays import to_numpy
+from .backend import get_backend
 from .layers import BatchNorm, Conv2D, Dropout, MaxPool2D
 from .losses import SoftmaxCrossEntropy
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .backend import get_backend, to_numpy, xp_of
+from .arrays import to_numpy, xp_of
+from .backend import get_backend
 from .checks import integer, real
 
 

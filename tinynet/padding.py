@@ -1,11 +1,11 @@
-"""Output sizes and padding amounts for windowed ops (Conv2D, MaxPool2D)."""
+"""The window arguments of Conv2D and MaxPool2D (kernel size, stride, padding), checked; their geometry."""
 
 from __future__ import annotations
 
-import math
 import numbers
 
 from .checks import integer
+from .geometry import output_size, pads_for
 
 
 def _is_int(v, low):
@@ -29,24 +29,6 @@ def check_padding(padding):
     raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
 
 
-def pads_for(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]):
-    """Return (top, bottom, left, right).
-
-    'same' follows Keras/TensorFlow: output = ceil(input / stride), and when the
-    total padding is odd the extra row/column goes at the bottom/right.
-    """
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
-        out = []
-        for n, k, s in zip(size, kernel, stride, strict=True):
-            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-            out += [total // 2, total - total // 2]
-        return tuple(out)
-    p = int(padding)
-    return (p, p, p, p)
-
-
 def window_geometry(padding, size, kernel, stride, what) -> tuple[tuple, int, int]:
     """(pads, out_h, out_w) of a window op on an input of ``size`` (h, w); a clear error when nothing fits."""
     pads = pads_for(padding, size, kernel, stride)
@@ -54,9 +36,3 @@ def window_geometry(padding, size, kernel, stride, what) -> tuple[tuple, int, in
     if oh < 1 or ow < 1:
         raise ValueError(f"{what} {kernel} does not fit input {size[0]}x{size[1]} with padding {padding!r}")
     return pads, oh, ow
-
-
-def output_size(size, kernel, stride, pads) -> tuple[int, int]:
-    h = (size[0] + pads[0] + pads[1] - kernel[0]) // stride[0] + 1
-    w = (size[1] + pads[2] + pads[3] - kernel[1]) // stride[1] + 1
-    return h, w

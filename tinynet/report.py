@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .backend import to_numpy
+from .arrays import to_numpy
 from .layers.softmax import softmax
 from .provenance import strict_json
 from .train import evaluate

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import checks
 from .backend import get_backend, using_backend
+from .inference import batched_outputs
 from .layers.base import Layer
 
 
@@ -115,14 +116,12 @@ class Sequential:
 
     def predict(self, x, batch_size=256):
         """Outputs (logits) for host or device ``x``, in batches, returned on the host
-        (on running out of device memory the batch is halved: see train.predict_logits; float images above 1
+        (on running out of device memory the batch is halved: see tinynet/inference.py; float images above 1
         give a warning: see checks.warn_if_unscaled)."""
-        from .train import _predict_logits  # train builds on this module
-
         if len(x) == 0:
             raise ValueError("predict got no samples")
         checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
-        return _predict_logits(self, x, batch_size)
+        return batched_outputs(self, x, batch_size)
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities for ``x`` (float64 on the host, each row summing to 1): the softmax of ``predict``'s

@@ -16,10 +16,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import checks
-from .backend import get_backend, to_numpy, using_backend
+from .arrays import to_numpy
+from .backend import get_backend, using_backend
 from .callbacks import TerminateOnNaN
 from .checkpoint import load_checkpoint
 from .checks import integer, positive_int
+from .history import Evaluation, History  # noqa: F401  (tinynet.train.History, as before)
+from .inference import EVAL_BUFFER_BYTES, batched_outputs, predict_logits  # noqa: F401  (tinynet.train.predict_logits, as before)
 
 
 def train_step(model, loss, optimizer, xb, yb, totals=None):
@@ -34,54 +37,6 @@ def train_step(model, loss, optimizer, xb, yb, totals=None):
         model.backward(loss.backward(), input_grad=False)  # 3. every parameter's gradient
         optimizer.step()  # 4. a small step against it
     return value
-
-
-class History:
-    """Per-epoch metrics: ``history.history["val_accuracy"][e]`` etc., as in Keras."""
-
-    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-
-    def __init__(self, data=None):
-        self.history = {k: list((data or {}).get(k, [])) for k in self.KEYS}
-
-    def append(self, logs):
-        for k in self.KEYS:
-            self.history[k].append(logs.get(k, math.nan))
-
-    def as_dict(self):
-        return {k: list(v) for k, v in self.history.items()}
-
-    def __len__(self):
-        return len(self.history["loss"])
-
-    def __repr__(self):
-        """One line: the epochs, the last epoch's figures and, with validation, the best validation loss."""
-        h, n = self.history, len(self)
-        last = ", ".join(f"{k} {h[k][-1]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                         if n and not math.isnan(h[k][-1]))
-        text = f"History({n} epoch{'s' if n != 1 else ''}" + (f"; last: {last}" if last else "")
-        val = [v if not math.isnan(v) else math.inf for v in h["val_loss"]]
-        if val and min(val) < math.inf:
-            best = val.index(min(val))
-            text += f"; best val_loss {val[best]:.4f} at epoch {best + 1}"
-        return text + ")"
-
-
-class Evaluation:
-    """What :func:`evaluate` returns: ``loss`` and ``accuracy``, and per sample the ``logits`` and the
-    ``predictions`` (class indices). Its repr is one line, not 10,000 logits; ``r["accuracy"]`` still works as it
-    did when evaluate returned a dict."""
-
-    def __init__(self, loss, accuracy, logits, predictions):
-        self.loss, self.accuracy, self.logits, self.predictions = loss, accuracy, logits, predictions
-
-    def __getitem__(self, key):
-        if key not in ("loss", "accuracy", "logits", "predictions"):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __repr__(self):
-        return f"Evaluation(loss={self.loss:.4f}, accuracy={self.accuracy:.4f}, samples={len(self.logits):,})"
 
 
 class Run:
@@ -132,46 +87,6 @@ def _check_data(model, x, what="x"):
     checks.finite_values(x, what)
 
 
-def _is_out_of_memory(exc):
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-
-
-def predict_logits(model, x, batch_size=1000):
-    """Model outputs for ``x`` (host or device), returned on the host.
-
-    On an out-of-memory error the memory pool is freed, the batch halved and
-    the work resumed where it stopped; at batch size 1 the error is re-raised
-    with a clear message. Float images above 1 (not scaled) give a warning.
-    """
-    checks.warn_if_unscaled(x, stacklevel=2)
-    return _predict_logits(model, x, batch_size)
-
-
-# Largest temporary buffer an evaluation batch may make (a convolution's im2col columns): deep_bn_cnn's widest
-# convolution needs 0.9 MB per image, so a batch of 1,000 alone took 0.9 GB.
-EVAL_BUFFER_BYTES = 128 * 2**20
-
-
-def _predict_logits(model, x, batch_size):
-    backend = get_backend(model.backend)
-    batch_size = max(1, min(batch_size, EVAL_BUFFER_BYTES // max(1, model.largest_buffer_per_sample())))
-    outs, i = [], 0
-    while i < len(x):
-        try:
-            xb = x[i : i + batch_size]
-            out = model.forward(backend.asarray(xb) if isinstance(xb, np.ndarray) else xb, training=False)
-            outs.append(to_numpy(out))
-            i += len(xb)
-        except Exception as exc:
-            if not _is_out_of_memory(exc):
-                raise
-            backend.free_memory()
-            if batch_size == 1:
-                raise MemoryError(f"out of memory evaluating even one sample on {backend.name}: {exc}") from None
-            batch_size = max(1, batch_size // 2)
-    return np.concatenate(outs)
-
-
 def evaluate(model, loss, x, y, batch_size=1000):
     """Loss and accuracy over (x, y) in inference mode, on the host: an :class:`Evaluation` (with the logits and
     predictions too)."""
@@ -184,7 +99,7 @@ def _evaluate(model, loss, x, y, batch_size):
     """evaluate without the checks of x, which fit has made once for all epochs."""
     k = model.output_shape[0]
     y = checks.class_labels(y, k, len(x)).astype(np.int64)
-    logits = _predict_logits(model, x, batch_size)
+    logits = batched_outputs(model, x, batch_size)
     with using_backend("numpy"):
         value = float(loss.forward(logits.astype(np.float64), y))
     pred = logits.argmax(axis=1)

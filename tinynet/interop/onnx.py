@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..arrays import to_numpy
 from ..layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 
 OPSET = 17

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy, using_backend
+from ..arrays import to_numpy
+from ..backend import get_backend, using_backend
 from ..layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 
 # Relative error per tensor below which the two engines agree: float64 leaves only summation order;

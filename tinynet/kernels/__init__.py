@@ -24,7 +24,7 @@ import numbers
 import numpy as np
 
 from ..backend import check_array, get_backend
-from ..padding import output_size
+from ..geometry import output_size
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -78,8 +78,20 @@ def _image_shape(x_shape):
     return tuple(int(s) for s in x_shape)
 
 
-def _impl():
-    return get_backend().kernels
+def implementation(backend=None):
+    """The module of kernels that runs on ``backend`` (a name or Backend; default: the current one): the NumPy
+    reference, the Numba kernels or the CUDA ones. Imported on first use (Numba compiles, CuPy needs a GPU)."""
+    name = get_backend(backend).name
+    if name == "numba":
+        from . import numba_cpu as module
+    elif name == "cupy":
+        from . import cupy_gpu as module
+    else:
+        from . import numpy_ref as module
+    return module
+
+
+_impl = implementation
 
 
 # -- convolution ---------------------------------------------------------------------------------------------------
@@ -250,11 +262,6 @@ def dropout(x, seed, calls, rate):
     if not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
     return _impl().dropout(x, seed, calls, float(rate))
-
-
-def dropout_threshold(rate):
-    """The uint32 threshold the dropout generator's bits are compared with."""
-    return min(round(rate * 2**32), 2**32 - 1)
 
 
 def adam_update(p, g, m, v, t, lr, b1, b2, eps):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..padding import output_size
+from ..geometry import output_size
 
 
 def conv2d_naive(x, W, b, stride=(1, 1), pads=(0, 0, 0, 0)):

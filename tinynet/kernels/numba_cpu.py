@@ -22,8 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import dropout_threshold, numpy_ref
-from .numpy_ref import GOLDEN, _out_hw, _pad
+import tinynet.kernels.numpy_ref as numpy_ref  # the reference (this file's fallback for NaN and inf)
+
+from ..counter_rng import GOLDEN, dropout_key, dropout_threshold
+from .numpy_ref import _out_hw, _pad
 
 
 @njit(inline="always")
@@ -216,7 +218,7 @@ def _relu_bwd(dy, y, dx):
 
 def _dropout_loop(x, y, key, threshold, scale, zero):
     golden, c1, c2 = np.uint64(GOLDEN), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-    for i in prange(x.size):  # numpy_ref.splitmix64, written out for one element
+    for i in prange(x.size):  # counter_rng.splitmix64, written out for one element
         z = key + np.uint64(i + 1) * golden
         z = (z ^ (z >> np.uint64(30))) * c1
         z = (z ^ (z >> np.uint64(27))) * c2
@@ -341,7 +343,7 @@ def dropout(x, seed, calls, rate):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     t = x.dtype.type
-    key = np.uint64(numpy_ref.dropout_key(seed, int(calls[0])))
+    key = np.uint64(dropout_key(seed, int(calls[0])))
     kernel = _dropout_serial if x.size < _SMALL else _dropout
     kernel(x.reshape(-1), y.reshape(-1), key, np.uint64(dropout_threshold(rate)), t(1.0 / (1.0 - rate)), t(0))
     return y

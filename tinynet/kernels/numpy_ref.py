@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from ..backend import xp_of
-from ..padding import output_size
+from ..arrays import xp_of
+from ..counter_rng import GOLDEN, dropout_key, dropout_threshold, splitmix64
+from ..geometry import output_size
 
 
 def _out_hw(h, w, kh, kw, stride, pads):
@@ -172,33 +173,8 @@ def batchnorm_backward(dy, xhat, gamma, inv_std):
 
 
 # -- dropout's counter-based generator (the same numbers in numba_cpu.py and cupy_gpu.cu) --------------------------
-GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = 2**64 - 1
-
-
-def splitmix64(z):
-    """SplitMix64's output function, on uint64 arrays (they wrap around, as C's unsigned arithmetic does)."""
-    z = (z ^ (z >> 30)) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> 27)) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> 31)
-
-
-def dropout_key(seed, calls):
-    """The key of call ``calls``: splitmix64(seed + calls * golden), in Python integers."""
-    return int(splitmix64(np.array([(seed + calls * GOLDEN) & _MASK64], dtype=np.uint64))[0])
-
-
-def counter_bits(seed, calls, n):
-    """n random uint64 words, 32 random bits each (the top 32 bits of splitmix64): call ``calls`` of the stream
-    ``seed``. Dropout draws the same way (in its kernels); data augmentation draws here, on the host."""
-    key = dropout_key(seed, calls)
-    return splitmix64(np.arange(1, n + 1, dtype=np.uint64) * np.uint64(GOLDEN) + np.uint64(key)) >> np.uint64(32)
-
-
 def dropout(x, seed, calls, rate):
     """x * keep / (1 - rate): element i kept when the top 32 bits of splitmix64(key + (i+1)*golden) >= rate*2^32."""
-    from . import dropout_threshold
-
     xp = xp_of(x)
     key = dropout_key(seed, int(calls[0]))
     counter = xp.arange(1, x.size + 1, dtype=np.uint64) * np.uint64(GOLDEN) + np.uint64(key)

@@ -8,9 +8,10 @@ import zlib
 import numpy as np
 
 from .. import kernels
-from ..backend import array_library, get_backend, to_numpy, using_backend, xp_of
+from ..arrays import array_library, to_numpy, xp_of
+from ..backend import get_backend, using_backend
 from ..checks import integer, real
-from ..kernels.numpy_ref import GOLDEN, splitmix64
+from ..counter_rng import GOLDEN, splitmix64
 from .base import Layer
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..backend import xp_of
+from ..arrays import xp_of
 from .base import Layer
 
 

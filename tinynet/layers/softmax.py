@@ -6,7 +6,7 @@ and is both faster and more stable.
 
 from __future__ import annotations
 
-from ..backend import xp_of
+from ..arrays import xp_of
 from .base import Layer
 
 

@@ -1,0 +1,32 @@
+"""Which library an array belongs to, and how to bring it to the host: the helpers every layer of tinynet shares.
+
+A leaf module (it imports nothing from tinynet), so the reference kernels, the checks and the backend can all
+use it without importing each other.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def array_library(a) -> str:
+    """'numpy' or 'cupy' — which library an array belongs to (or its type's top-level module)."""
+    if isinstance(a, (np.ndarray, np.generic)):
+        return "numpy"
+    return type(a).__module__.split(".")[0]
+
+
+def xp_of(a):
+    """The array module (NumPy or CuPy) an array belongs to, for code that must follow its argument."""
+    return np if array_library(a) == "numpy" else sys.modules[array_library(a)]
+
+
+def to_numpy(a) -> np.ndarray:
+    """Bring any array back to the host as a NumPy array."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "get"):  # cupy.ndarray
+        return a.get()
+    return np.asarray(a)
