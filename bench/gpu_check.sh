@@ -36,7 +36,7 @@ stage() {
 # the rehearsal: fewer images (the stand-in runs the CUDA source on the host), and the GPU tests' stand-in twins
 if [ "${TINYNET_CUPY_STANDIN:-0}" = 1 ]; then
     PROBE=(--batch 16 --repeats 3) SIZE=(--images 384 --warmup 3 --eval-images 256)
-    TESTS=(-k standin tests/test_cupy_backend.py tests/test_cuda_graph.py)
+    TESTS=(-m "not gpu" tests/test_cupy_backend.py tests/test_cuda_graph.py)
 else
     PROBE=() SIZE=(--images 60000 --warmup 20 --eval-images 10000) TESTS=(-m gpu)
 fi

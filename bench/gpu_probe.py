@@ -81,19 +81,21 @@ def _timed(cp, fn, repeats):
 
 
 def gemm_shapes(batch):
-    """cnn_dropout02's convolution as GEMMs (M, K, N): W2 @ cols, dy2 @ cols.T (weight gradient), and W2.T @ dy2 the
-    next layer would need (the first layer skips it, but deeper ones run it)."""
-    pixels = batch * 26 * 26
-    return {"forward W2 @ cols": (32, 9, pixels, False), "weight gradient dy2 @ cols.T": (32, pixels, 9, True),
-            "input gradient W2.T @ dy2": (9, 32, pixels, False)}
+    """The convolution GEMMs (M, K, N, which operand is a transposed view): cnn_dropout02's W2 @ cols and its weight
+    gradient dy2 @ cols.T (its only convolution is the first layer, which needs no input gradient), and the input
+    gradient W2.T @ dy2 of deep_bn_cnn's second convolution (32 -> 32 channels at 28x28)."""
+    return {"forward W2 @ cols": (32, 9, batch * 26 * 26, None),
+            "weight gradient dy2 @ cols.T": (32, batch * 26 * 26, 9, "b"),
+            "input gradient W2.T @ dy2 (deep_bn_cnn)": (288, 32, batch * 28 * 28, "a")}
 
 
 def probe_gemm(cp, kernels, batch, repeats):
     rng = np.random.default_rng(0)
     out = {}
     for name, (m, k, n, transposed) in gemm_shapes(batch).items():
-        a = cp.asarray(rng.standard_normal((m, k), dtype=np.float32))
-        b = cp.asarray(rng.standard_normal((n, k), dtype=np.float32)).T if transposed else \
+        a = cp.asarray(rng.standard_normal((k, m), dtype=np.float32)).T if transposed == "a" else \
+            cp.asarray(rng.standard_normal((m, k), dtype=np.float32))
+        b = cp.asarray(rng.standard_normal((n, k), dtype=np.float32)).T if transposed == "b" else \
             cp.asarray(rng.standard_normal((k, n), dtype=np.float32))
         ref = a @ b
         got = kernels.gemm(a, b)

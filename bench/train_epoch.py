@@ -49,8 +49,10 @@ def _data(n_images, n_eval=10_000):
 
 
 def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL, n_eval=10_000):
+    import warnings
+
     import tinynet
-    from tinynet.cuda_graph import largest_graph_pool_bytes
+    from tinynet.cuda_graph import GraphCaptureWarning, largest_graph_pool_bytes
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.optim import Adam
     from tinynet.train import fit, predict_logits
@@ -68,7 +70,9 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
     opt = Adam(model.parameters())
     b.synchronize()
     t = time.perf_counter()
-    h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False, cuda_graph=graph)
+    with warnings.catch_warnings(record=True) as caught:  # a row that fell back to plain steps must say so
+        warnings.simplefilter("always", GraphCaptureWarning)
+        h = fit(model, loss, opt, x, y, epochs=1, batch_size=batch, seed=seed, verbose=False, cuda_graph=graph)
     b.synchronize()
     train_s = time.perf_counter() - t
     xt = b.asarray(xt)
@@ -84,7 +88,10 @@ def run_tinynet(backend, batch, n_images, seed, warmup, model_name=DEFAULT_MODEL
         # CuPy's default pool and the captured graph's private pool, each at its largest (a pool keeps its blocks)
         out["device_peak_mb"] = (cupy.get_default_memory_pool().total_bytes() + largest_graph_pool_bytes()) / 2**20
         out.update(_cuda_device(cupy.cuda.runtime), cupy=cupy.__version__, standin=bool(getattr(cupy, "IS_STANDIN", 0)))
-        out["tf32"] = {"CUPY_TF32": os.environ.get("CUPY_TF32", "0"), "graph_gemm": "float32 FMA (tinynet's kernel)"}
+        # cupy-eager multiplies with cuBLAS (no TF32 unless CUPY_TF32=1); a graph-replayed run with tinynet's kernel
+        gemm = "tinynet's gemm kernel, float32 FMA" if graph is None else "cuBLAS"
+        out["tf32"] = {"CUPY_TF32": os.environ.get("CUPY_TF32", "0"), "gemm": gemm}
+        out["graph_fallback"] = [str(w.message) for w in caught if issubclass(w.category, GraphCaptureWarning)]
     return out
 
 
@@ -211,8 +218,6 @@ def main(argv=None):
             if args.out:  # after every row: a run stopped at a time limit keeps the rows it finished
                 _write(Path(args.out), rows, peak, flops_by_model, args, argv)
     print("\n" + markdown(_with_ratios(rows), peak))
-    if args.out and rows:
-        bar_chart(rows, Path(args.out) / "speed.png")
     return 0
 
 
@@ -241,10 +246,11 @@ def _write(out, rows, peak, flops_by_model, args, argv):
             "run": record(vars(args))}  # the commit, the versions, the threads
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     (out / "results.md").write_text(markdown(rows, peak) + "\n")
+    bar_chart(rows, out / "speed.png")
 
 
 def _run_model(args, model_name, flops, peak):
-    rows = []
+    """Each row of one model as it finishes (a generator: the caller keeps the rows done so far)."""
     for batch in [int(b) for b in args.batch_size.split(",")]:
         if f"{model_name}:{batch}" in args.skip.split(","):
             continue
@@ -272,13 +278,13 @@ def _run_model(args, model_name, flops, peak):
             r["peak_share"] = r["gflops"] / peak
             if backend.startswith("cupy") and args.count_launches:
                 r["launches_per_step"] = _launches(model_name, batch)
-            rows.append(r)
             launches = r.get("launches_per_step")
             print(f"  {backend:<10} batch {batch:<4} {r['train_img_s']:8.0f} img/s  {r['train_s']:6.1f} s/epoch  "
                   f"eval {r['eval_img_s']:8.0f} img/s  {r['gflops']:6.1f} GFLOP/s ({r['peak_share']:.0%} of peak)  "
                   f"host peak {r['host_peak_mb']:.0f} MB  loss {r['loss']:.4f}"
-                  + (f"  launches/step {launches['eager']} eager, {launches['graph']} graphed" if launches else ""))
-    return rows
+                  + (f"  launches/step {launches['eager']} eager, {launches['graph']} graphed" if launches else "")
+                  + (f"  FELL BACK TO PLAIN STEPS: {r['graph_fallback'][0]}" if r.get("graph_fallback") else ""))
+            yield r
 
 
 def markdown(rows, peak):

@@ -589,7 +589,7 @@ class RawKernel:
             raise TypeError(f"__call__() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         shared_mem, stream = kwargs.get("shared_mem", 0), kwargs.get("stream")
         with contextlib.nullcontext() if stream is None else stream:
-            _check_stream_use(None, (), {})
+            _check_stream_use(None, args, {})
             _before_touching(args)
             self._kernel(grid, block, args, shared_mem)  # checks every argument, then runs
             stats["launches"] += 1

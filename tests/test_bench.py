@@ -65,6 +65,17 @@ def test_gpu_report_refuses_a_rehearsal_and_markers_around_other_sections(tmp_pa
         write(_gpu_run(tmp_path / "rehearsal", standin=True), results)
 
 
+def test_gpu_report_says_what_failed_in_the_probe_and_which_rows_fell_back(tmp_path):
+    run = _gpu_run(tmp_path, graph_fallback=["the training step could not be captured as a CUDA graph (X)"])
+    (run / "probe.json").write_text(json.dumps({"env": {}, "compile_s": {"error": "CompileException: bad"},
+                                                "gemm": {"error": "RuntimeError: no"}, "capture": {"error": "E"}}))
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"{BEGIN}\n## GPU\n{END}\n")
+    text = write(run, results).read_text()
+    assert "NVRTC compile failed: CompileException: bad" in text and "GEMM probe failed: RuntimeError: no" in text
+    assert "NOTE: cnn_dropout02 at batch 128 fell back to plain steps" in text
+
+
 def test_the_results_file_has_one_gpu_section_between_its_markers():
     from bench.gpu_report import RESULTS
 

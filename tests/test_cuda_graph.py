@@ -212,7 +212,7 @@ def _eager_like_the_graph():
     return cupy_gpu.own_gemm()
 
 
-def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(standin):
+def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(cp):
     """The issue's criterion: two epochs of the course CNN, captured as a graph by default, end at NumPy's weights."""
     rng = np.random.default_rng(0)
     x, y = rng.random((192, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 192)
@@ -222,7 +222,8 @@ def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(standin):
         h, _ = _fit(model, x, y, batch_size=64)  # 3 full batches an epoch: fit captures the step by default
         weights[name] = {k: host(p.data) for k, p in model.named_arrays().items()}
         assert np.isfinite(h.history["loss"]).all()
-    assert standin.stats["raw_kernels"] > 0 and standin.launches_by_name.get("gemm<float>", 0) > 0
+    if getattr(cp, "IS_STANDIN", False):  # the products of the captured steps were tinynet's kernel's
+        assert cp.launches_by_name.get("gemm<float>", 0) > 0
     for k, w in weights["numpy"].items():
         np.testing.assert_allclose(weights["cupy"][k], w, rtol=2e-4, atol=2e-5, err_msg=k)
 
@@ -245,8 +246,17 @@ class SyncingReLU(ReLU):
         return super().forward(x, training)
 
 
+def _same_runs(cp, a, b):
+    """Two runs' losses and state: bit for bit on the stand-in; on a GPU the loss totals are added by atomics."""
+    exact = getattr(cp, "IS_STANDIN", False)
+    np.testing.assert_allclose(a[0], b[0], rtol=0 if exact else 1e-6)
+    assert a[1].keys() == b[1].keys()
+    for k, w in b[1].items():
+        np.testing.assert_allclose(a[1][k], w, rtol=0 if exact else 1e-6, atol=0 if exact else 1e-7, err_msg=k)
+
+
 @pytest.mark.parametrize("bad_layer", [HostReadingReLU, SyncingReLU])
-def test_a_capture_that_fails_falls_back_to_plain_steps_with_one_warning(standin, bad_layer):
+def test_a_capture_that_fails_falls_back_to_plain_steps_with_one_warning(cp, bad_layer):
     x, y = tiny_data()
     results = []
     for graph in (True, False):
@@ -263,9 +273,24 @@ def test_a_capture_that_fails_falls_back_to_plain_steps_with_one_warning(standin
             assert "could not be captured as a CUDA graph" in text and "\n" not in text
             assert ("D2H transfers are disallowed" if bad_layer is HostReadingReLU else "cudaErrorStream") in text
         results.append((h.history["loss"], _state(model, opt)))
-    assert results[0][0] == results[1][0]  # the failed capture ran nothing: the same steps as a plain run
-    for k, w in results[1][1].items():
-        np.testing.assert_array_equal(results[0][1][k], w)
+    _same_runs(cp, *results)  # the failed capture ran nothing: the same steps as a plain run
+
+
+def test_a_graph_cuda_refuses_only_at_the_end_of_the_capture_falls_back_too(standin, monkeypatch):
+    """CuPy's end_capture also instantiates the graph (cupy/cuda/graph.pyx, Graph.from_stream): CUDA may refuse
+    there, after every operation was accepted. That too is a fallback, not a crash."""
+    original = standin.cuda.Stream.end_capture
+
+    def refusing(self):
+        original(self)
+        raise standin.CUDARuntimeError(901)
+
+    monkeypatch.setattr(standin.cuda.Stream, "end_capture", refusing)
+    x, y = tiny_data()
+    model = tiny_model(0).to("cupy")
+    with pytest.warns(GraphCaptureWarning, match="cudaErrorStreamCaptureInvalidated"):
+        h, _ = _fit(model, x, y, cuda_graph=True)
+    assert len(h) == 2 and np.isfinite(h.history["loss"]).all()
 
 
 class ReplaceArrays(Callback):
@@ -289,7 +314,7 @@ class ReplaceArrays(Callback):
 
 
 @pytest.mark.parametrize("what", ["parameters", "optimizer moments", "dropout counter"])
-def test_the_graph_is_captured_again_when_an_array_it_updates_is_replaced(standin, what):
+def test_the_graph_is_captured_again_when_an_array_it_updates_is_replaced(cp, what):
     """A replay after the swap would update the old arrays, which nothing reads any more: the weights would stop
     changing, or a checkpoint would save stale moments and dropout counters, without a word. Captured again, the
     run leaves exactly what the plain one leaves."""
@@ -300,6 +325,4 @@ def test_the_graph_is_captured_again_when_an_array_it_updates_is_replaced(standi
         with _eager_like_the_graph():
             h, opt = _fit(model, x, y, epochs=1, cuda_graph=graph, sync_every=1, callbacks=[ReplaceArrays(what)])
         results.append((h.history["loss"], _state(model, opt)))
-    assert results[0][0] == results[1][0]
-    for k, w in results[1][1].items():
-        np.testing.assert_array_equal(results[0][1][k], w)
+    _same_runs(cp, *results)

@@ -233,10 +233,11 @@ def test_the_benchmark_runs_on_cupy(cp, fashion):
     for backend in ("cupy", "cupy-eager"):
         r = run_tinynet(backend, batch=32, n_images=320, seed=0, warmup=3, n_eval=200)
         assert r["device"] and r["train_s"] > 0 and 0 < r["accuracy"] <= 1 and r["device_peak_mb"] >= 0
-    from bench.launches import count
+    if getattr(cp, "IS_STANDIN", False):  # counting runs the CUDA source on the host (g++), so here only
+        from bench.launches import count
 
-    c = count("cnn_dropout02", 32)
-    assert c["graph"] == 3 and 30 < c["eager"] < 80, c
+        c = count("cnn_dropout02", 32)
+        assert c["graph"] == 3 and 30 < c["eager"] < 80, c
 
 
 def test_the_loss_without_totals_passes_no_null_pointer(cp):

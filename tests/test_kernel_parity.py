@@ -301,7 +301,12 @@ def test_gemm_kernel_splits_long_sums_and_spreads_nan_and_inf(backend, dtype, m,
     every_product = (a[:, :, None].astype(np.float64) * b[None, :, :]).sum(axis=1)  # no BLAS shortcut past a zero
     if (m, k, n) == (32, 2000, 9):
         assert kernels.implementation(backend).gemm_splits(m, n, k) > 1  # the weight-gradient shape: few outputs, a long K
-    same(kernels.implementation(backend).gemm(backend.asarray(a), backend.asarray(b).T.T), every_product.astype(dtype), dtype,
+    gemm = kernels.implementation(backend).gemm
+    same(gemm(backend.asarray(a), backend.asarray(b)), every_product.astype(dtype), dtype, sums=True)
+    # views with an offset and strides in both operands: the kernel reads them where CuPy's pointer starts
+    wide_a, wide_b = np.zeros((m + 1, 2 * k + 1), dtype), np.zeros((k + 2, 3 * n), dtype)
+    wide_a[1:, 1::2], wide_b[2:, ::3] = a, b
+    same(gemm(backend.asarray(wide_a)[1:, 1::2], backend.asarray(wide_b)[2:, ::3]), every_product.astype(dtype), dtype,
          sums=True)
 
 

@@ -80,10 +80,12 @@ class CapturedStep:
 
     def __exit__(self, *exc):
         global _largest_pool
-        self._own_gemm.__exit__(*exc)
-        self.stream.synchronize()
-        _largest_pool = max(_largest_pool, self.pool.total_bytes())  # a pool keeps what it got until freed: its peak
-        return self.stream.__exit__(*exc)
+        try:
+            self._own_gemm.__exit__(*exc)
+            self.stream.synchronize()
+            _largest_pool = max(_largest_pool, self.pool.total_bytes())  # a pool keeps what it got until freed
+        finally:  # whatever failed, the current stream is the caller's again
+            self.stream.__exit__(*exc)
 
     def new_epoch(self):
         """Capture again before the next replay (the learning rate may have changed)."""
@@ -121,16 +123,22 @@ class CapturedStep:
                 self.value = self.train_step(self.x, self.y)
             except Exception as exc:  # Ctrl-C and the like end the capture below and go on up
                 self._end_failed_capture()
-                self.failure = f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"the training step could not be captured as a CUDA graph ({self.failure}); training "
-                              "goes on with plain steps, slower but the same numbers", GraphCaptureWarning, stacklevel=4)
-                return False
+                return self._fall_back(exc)
             except BaseException:
                 self._end_failed_capture()
                 raise
-            self.graph = self.stream.end_capture()
+            try:  # CUDA may refuse only here: an invalidated capture, or a graph it cannot instantiate
+                self.graph = self.stream.end_capture()
+            except Exception as exc:
+                return self._fall_back(exc)
         self.captured_buffers = tuple(self.buffers())
         return True
+
+    def _fall_back(self, exc):
+        self.failure = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"the training step could not be captured as a CUDA graph ({self.failure}); training goes on "
+                      "with plain steps, slower but the same numbers", GraphCaptureWarning, stacklevel=5)
+        return False
 
     def _end_failed_capture(self):
         """End a capture that went wrong. CUDA ran none of it, so the plain step that follows starts clean."""
