@@ -19,9 +19,10 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
 	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --cosine --label-smoothing 0.1 --validation 0 --select last --out runs/cnn_dropout02
 
-test: setup data  ## lint + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
+test: setup data  ## lint, types (mypy) + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
 	$(PIP) install -q -e ".[cuda-compile,torch,onnx,notebooks]"
 	ruff check .
+	mypy
 	$(PY) -m bench.tables --check
 	$(PY) -m pytest -q
 

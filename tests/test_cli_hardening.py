@@ -1,5 +1,6 @@
 """The command line under misuse: one clear line and a non-zero exit for every deliberate error, never a traceback."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -7,8 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from tinynet import cli
-from tinynet.cli import main
+from tinynet import experiment
+from tinynet.cli import commands, main
+from tinynet.cli.parser import build_parser
+from tinynet.cli.train import cmd_train
+
+cli_main = importlib.import_module("tinynet.cli.main")  # the module: the package's name main is its function
 
 TINY_TRAIN = ["--limit-train", "256", "--validation", "0", "--limit-test", "10", "--no-plots", "--quiet"]
 
@@ -86,19 +91,19 @@ def _errors():
 @pytest.mark.parametrize("kind", list(_errors()))
 def test_each_error_type_is_one_line_and_status_2(monkeypatch, capsys, kind):
     exc, expect = _errors()[kind]
-    monkeypatch.setattr(cli, "cmd_models", _raiser(exc))
+    monkeypatch.setattr(cli_main, "cmd_models", _raiser(exc))
     assert main(["models"]) == 2
     assert expect in one_error_line(capsys.readouterr().err)
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    monkeypatch.setattr(cli, "cmd_models", _raiser(KeyError("bug")))
+    monkeypatch.setattr(cli_main, "cmd_models", _raiser(KeyError("bug")))
     with pytest.raises(KeyError):
         main(["models"])
 
 
 def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "cmd_models", _raiser(KeyboardInterrupt()))
+    monkeypatch.setattr(cli_main, "cmd_models", _raiser(KeyboardInterrupt()))
     assert main(["models"]) == 130
     assert capsys.readouterr().err == "tinynet: interrupted\n"
 
@@ -111,10 +116,10 @@ def test_ctrl_c_in_train_says_how_to_go_on(monkeypatch, tmp_path, capsys):
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "last.safetensors").write_bytes(b"")
     os.utime(tmp_path / "old" / "last.safetensors", (0, 0))  # an older run's checkpoint in the folder
-    monkeypatch.setattr(cli, "cmd_train", _raiser(KeyboardInterrupt()))
+    monkeypatch.setattr(cli_main, "cmd_train", _raiser(KeyboardInterrupt()))
     assert main(["train", "--out", str(tmp_path / "old")]) == 130
     assert "no checkpoint to resume" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "cmd_train", interrupted_after_an_epoch)
+    monkeypatch.setattr(cli_main, "cmd_train", interrupted_after_an_epoch)
     (tmp_path / "new").mkdir()
     assert main(["train", "--out", str(tmp_path / "new")]) == 130
     err = capsys.readouterr().err
@@ -123,11 +128,11 @@ def test_ctrl_c_in_train_says_how_to_go_on(monkeypatch, tmp_path, capsys):
 
 
 def test_a_training_cut_short_by_a_closed_pipe_is_not_a_success(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "cmd_train", _raiser(BrokenPipeError()))
-    monkeypatch.setattr(cli, "_stdout_to_devnull", lambda: None)  # pytest's captured stdout has no descriptor
+    monkeypatch.setattr(cli_main, "cmd_train", _raiser(BrokenPipeError()))
+    monkeypatch.setattr(cli_main, "_stdout_to_devnull", lambda: None)  # pytest's captured stdout has no descriptor
     assert main(["train", "--out", str(tmp_path)]) == 141
     assert capsys.readouterr().err.startswith("tinynet: stopped: the output pipe closed before training ended")
-    monkeypatch.setattr(cli, "cmd_models", _raiser(BrokenPipeError()))
+    monkeypatch.setattr(cli_main, "cmd_models", _raiser(BrokenPipeError()))
     assert main(["models"]) == 0  # a listing cut short by | head is what the reader asked for
 
 
@@ -163,7 +168,8 @@ def no_work(monkeypatch):
     def forbidden(*a, **k):
         raise AssertionError("the command started working before refusing its arguments")
 
-    monkeypatch.setattr(cli, "_load_data", forbidden)
+    monkeypatch.setattr(commands, "_load_data", forbidden)
+    monkeypatch.setattr(experiment, "load_data", forbidden)
     monkeypatch.setattr("tinynet.train.fit", forbidden)
 
 
@@ -613,9 +619,9 @@ def test_predict_refuses_a_plot_file_matplotlib_cannot_write_before_predicting(u
 def test_resume_outside_main_counts_options_that_differ_from_the_defaults_as_given(resumable, no_work):
     from tinynet.errors import UsageError
 
-    args = cli.build_parser().parse_args(["train", "--resume", str(resumable), "--lr", "0.5"])
+    args = build_parser().parse_args(["train", "--resume", str(resumable), "--lr", "0.5"])
     with pytest.raises(UsageError, match=r"--lr 0.5 \(the checkpoint's run: --lr 0.01\)"):
-        cli.cmd_train(args)
+        cmd_train(args)
 
 
 def test_resume_names_the_file_whose_recorded_options_are_damaged(tmp_path, no_work, capsys):
@@ -638,7 +644,12 @@ def test_plots_without_matplotlib_are_refused_before_any_work(monkeypatch, no_wo
     assert main(argv) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "needs matplotlib" in line and 'pip install -e ".[plot]"' in line
-    monkeypatch.setattr(cli, "_load_data", lambda args: (_ for _ in ()).throw(AssertionError("loaded")))
+
+    def loaded(*a):
+        raise AssertionError("loaded")
+
+    monkeypatch.setattr(commands, "_load_data", loaded)
+    monkeypatch.setattr(experiment, "load_data", loaded)
     if argv == ["train"]:  # --no-plots needs no matplotlib: the run goes on to load the data
         with pytest.raises(AssertionError, match="loaded"):
             main(["train", "--no-plots"])

@@ -8,7 +8,26 @@ from .gradcheck import GradcheckReport, gradcheck
 from .parameter import Parameter
 from .sequential import Sequential
 
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    """The version pyproject.toml declares: from the installed package's metadata, or, in a checkout run without
+    installing (PYTHONPATH=., as on the GPU machine), from pyproject.toml itself. One source either way."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tinynet")
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        if pyproject.is_file():
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        return "unknown"
+
+
+__version__ = _version()
 
 
 def __getattr__(name):

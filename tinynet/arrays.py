@@ -7,23 +7,27 @@ use it without importing each other.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
+#: A NumPy or CuPy array (CuPy is optional, so the type hints cannot name its class).
+Array = Any
 
-def array_library(a) -> str:
+
+def array_library(a: Array) -> str:
     """'numpy' or 'cupy' — which library an array belongs to (or its type's top-level module)."""
     if isinstance(a, (np.ndarray, np.generic)):
         return "numpy"
     return type(a).__module__.split(".")[0]
 
 
-def xp_of(a):
+def xp_of(a: Array) -> Any:
     """The array module (NumPy or CuPy) an array belongs to, for code that must follow its argument."""
     return np if array_library(a) == "numpy" else sys.modules[array_library(a)]
 
 
-def to_numpy(a) -> np.ndarray:
+def to_numpy(a: Array) -> np.ndarray:
     """Bring any array back to the host as a NumPy array."""
     if isinstance(a, np.ndarray):
         return a

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from . import optional
-from .arrays import array_library, to_numpy, xp_of  # noqa: F401  (re-exported: tinynet.backend.to_numpy)
+from .arrays import Array, array_library, to_numpy, xp_of  # noqa: F401  (re-exported: tinynet.backend.to_numpy)
 
 NAMES = ("numpy", "numba", "cupy")
 
@@ -29,30 +31,31 @@ class BackendUnavailable(RuntimeError):
 
 
 class Backend:
-    def __init__(self, name: str, xp):
+    def __init__(self, name: str, xp: Any):
         self.name = name
         self.xp = xp
 
-    def asarray(self, a, dtype=None):
+    def asarray(self, a: Any, dtype: Any = None) -> Array:
         """Copy a host (or same-backend) array onto this backend."""
         if self.name == "cupy":
             return self.xp.asarray(a, dtype=dtype)
         return np.asarray(to_numpy(a), dtype=dtype)
 
-    def owns(self, a) -> bool:
+    def owns(self, a: Any) -> bool:
         """True when ``a`` is an array this backend can compute on."""
         return isinstance(a, self.xp.ndarray)
 
-    def free_memory(self):
+    def free_memory(self) -> None:
         """Give cached device memory back (CuPy's pool); a no-op on the CPU."""
         if self.name == "cupy":
             self.xp.get_default_memory_pool().free_all_blocks()
 
-    def synchronize(self):
+    def synchronize(self) -> None:
+        """Wait for the device (CuPy's current stream); a no-op on the CPU."""
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
 
@@ -60,7 +63,7 @@ _cache: dict[str, Backend] = {}
 _current = "numpy"
 
 
-def keep_freed_memory():
+def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks of up to 32 MB in the heap instead of returning them.
 
     Why: a training step allocates and frees the same multi-megabyte buffers
@@ -117,7 +120,7 @@ def _make(name: str) -> Backend:
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
 
 
-def get_backend(name: str | None = None) -> Backend:
+def get_backend(name: str | Backend | None = None) -> Backend:
     """The current backend, or the named one (built once, then cached)."""
     name = _current if name is None else name
     if isinstance(name, Backend):
@@ -127,7 +130,7 @@ def get_backend(name: str | None = None) -> Backend:
     return _cache[name]
 
 
-def use_backend(name: str) -> Backend:
+def use_backend(name: str | Backend) -> Backend:
     """Switch the process-wide backend; raises ``BackendUnavailable`` with the reason."""
     global _current
     backend = get_backend(name)
@@ -136,7 +139,7 @@ def use_backend(name: str) -> Backend:
 
 
 @contextlib.contextmanager
-def using_backend(name: str):
+def using_backend(name: str | Backend) -> Iterator[Backend]:
     """``with using_backend("numba"): ...`` — switch for a block, then switch back."""
     global _current
     previous = _current
@@ -158,7 +161,7 @@ def available_backends() -> list[str]:
     return out
 
 
-def check_array(a, what: str = "input", backend: Backend | None = None):
+def check_array(a: Any, what: str = "input", backend: Backend | None = None) -> None:
     """Raise a clear TypeError if ``a`` is not an array of the given (current) backend."""
     backend = backend or get_backend()
     if backend.owns(a):

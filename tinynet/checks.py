@@ -11,11 +11,17 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arrays import Array
 
-def integer(v, what: str, low: int | None = None, high: int | None = None, high_text: str | None = None) -> int:
+if TYPE_CHECKING:
+    from .backend import Backend
+
+
+def integer(v: Any, what: str, low: int | None = None, high: int | None = None, high_text: str | None = None) -> int:
     """An integer >= ``low`` and <= ``high`` (each if given), as a Python int."""
     ok = not isinstance(v, bool) and isinstance(v, numbers.Integral)
     if not ok or (low is not None and v < low) or (high is not None and v > high):
@@ -27,11 +33,13 @@ def integer(v, what: str, low: int | None = None, high: int | None = None, high_
     return int(v)
 
 
-def positive_int(v, what: str) -> int:
+def positive_int(v: Any, what: str) -> int:
+    """An integer >= 1, as a Python int."""
     return integer(v, what, 1)
 
 
-def real(v, what: str, low: float | None = None, high: float | None = None, *, low_open=False, high_open=False) -> float:
+def real(v: Any, what: str, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+         high_open: bool = False) -> float:
     """A finite real number in [low, high] (or with open ends), as a Python float."""
     ok = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
     if ok and low is not None:
@@ -47,9 +55,9 @@ def real(v, what: str, low: float | None = None, high: float | None = None, *, l
     return float(v)
 
 
-def finite_values(x, what: str):
+def finite_values(x: Array, what: str) -> Array:
     """Refuse data holding NaN or inf, naming how many and the first sample (one pass; one sync on a GPU)."""
-    from .arrays import to_numpy, xp_of
+    from .arrays import to_numpy, xp_of  # noqa: I001
 
     xp = xp_of(x)
     if bool(xp.isfinite(x).all()):
@@ -66,14 +74,16 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SCALE_HINT = "; scale images first: tinynet.data.to_float(x)"
 
 
-def float_dtype(dtype, what: str = "dtype") -> np.dtype:
+def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
+    """float32 or float64, as a NumPy dtype."""
     dtype = np.dtype(dtype)
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"{what} must be float32 or float64, got {dtype}")
     return dtype
 
 
-def float_batch(x, what: str, backend=None, sample_ndim: int | None = None, who: str | None = None):
+def float_batch(x: Array, what: str, backend: Backend | None = None, sample_ndim: int | None = None,
+                who: str | None = None) -> Array:
     """``x`` is a non-empty batch of float samples on ``backend`` (the current one if None).
 
     ``what`` names the array in the messages ("Conv2D input", "x"), ``who`` its receiver ("Conv2D");
@@ -92,7 +102,7 @@ def float_batch(x, what: str, backend=None, sample_ndim: int | None = None, who:
     return x
 
 
-def fits(x, who: str, sample_shape: tuple, dtype):
+def fits(x: Array, who: str, sample_shape: tuple, dtype: Any) -> Array:
     """``x``'s samples have the shape and dtype ``who`` was built for."""
     if tuple(x.shape[1:]) != tuple(sample_shape):
         hint = ""
@@ -107,7 +117,7 @@ def fits(x, who: str, sample_shape: tuple, dtype):
 
 
 # -- labels --------------------------------------------------------------------------------------------------------
-def class_labels(y, num_classes: int, n: int | None = None, what: str = "labels", values: bool = True):
+def class_labels(y: Array, num_classes: int, n: int | None = None, what: str = "labels", values: bool = True) -> Array:
     """Integer class indices of shape (n,) in [0, num_classes - 1]; returns them on the host.
 
     ``values=False`` checks dtype and shape only (no look at the values, so no device-to-host copy).
@@ -130,7 +140,7 @@ def class_labels(y, num_classes: int, n: int | None = None, what: str = "labels"
 UNSCALED_ABOVE = 1.5  # float images whose largest value exceeds this were not scaled to [0, 1]
 
 
-def warn_if_unscaled(x, what="x", stacklevel=2):
+def warn_if_unscaled(x: Array, what: str = "x", stacklevel: int = 2) -> bool:
     """Warn (a UserWarning) when float images hold values above 1, as 0-255 data not scaled by to_float does.
 
     Such input trains, silently and badly (82% and a loss of 70 where 91% is usual). The check is

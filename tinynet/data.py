@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checks
-from .checkpoint import default_file_mode
+from .atomic_files import write_atomically
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
@@ -173,32 +172,34 @@ def _complete(directory: Path, dataset: Dataset = FASHION_MNIST) -> bool:
 def download(directory: Path | None = None, mirror: str | None = None, progress: bool = True,
              dataset: Dataset = FASHION_MNIST) -> Path:
     """Fetch the data set's files into ``directory`` (the cache); each is verified before it is kept."""
-    from tqdm.auto import tqdm
-
     mirror = dataset.mirror if mirror is None else mirror
     directory = Path(directory or cache_dir(dataset))
     directory.mkdir(parents=True, exist_ok=True)
     for name in dataset.files:
         dest = directory / name
-        if dest.is_file():
-            continue
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + name, timeout=60) as resp:
-                total = int(resp.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
-                    while chunk := resp.read(1 << 16):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            _verify_tmp(Path(tmp), name, dataset)
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, dest)
-        except Exception as exc:
-            Path(tmp).unlink(missing_ok=True)  # a bad download is never kept
-            if isinstance(exc, DataError):
-                raise
-            raise DataError(f"could not download {mirror + name}: {exc}") from None
+        if not dest.is_file():
+            _download_one(mirror + name, dest, dataset, progress)
     return directory
+
+
+def _download_one(url: str, dest: Path, dataset: Dataset, progress: bool):
+    """Fetch ``url`` into ``dest`` atomically: a bad or interrupted download is never kept."""
+    from tqdm.auto import tqdm
+
+    def fetch(out):
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                while chunk := resp.read(1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+
+    try:
+        write_atomically(dest, fetch, check=lambda tmp: _verify_tmp(tmp, dest.name, dataset))
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"could not download {url}: {exc}") from None
 
 
 def _verify_tmp(tmp: Path, name: str, dataset: Dataset = FASHION_MNIST):

@@ -172,7 +172,7 @@ def batchnorm_backward(dy, xhat, gamma, inv_std):
     return scale * (dy.dtype.type(m) * dy - dbeta.reshape(shape) - xhat * dgamma.reshape(shape)), dgamma, dbeta
 
 
-# -- dropout's counter-based generator (the same numbers in numba_cpu.py and cupy_gpu.cu) --------------------------
+# -- dropout: the counter-based generator of counter_rng.py (the same numbers in numba_elementwise.py and cupy_gpu.cu) -
 def dropout(x, seed, calls, rate):
     """x * keep / (1 - rate): element i kept when the top 32 bits of splitmix64(key + (i+1)*golden) >= rate*2^32."""
     xp = xp_of(x)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import checks
-from ..backend import get_backend
+from ..arrays import Array
+from ..backend import Backend, get_backend
 from ..parameter import Parameter
 
 
@@ -19,13 +22,13 @@ class Layer:
     #: number of dimensions of one sample (3 for images C,H,W; 1 for vectors), or None for any
     sample_ndim: int | None = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params: dict[str, Parameter] = {}
         self.state: dict[str, Parameter] = {}
         self.input_shape: tuple | None = None
-        self.dtype = None
+        self.dtype: np.dtype | None = None
         self.name = type(self).__name__.lower()
-        self.seed = None
+        self.seed: int | None = None
         self.input_grad = True  # False: backward may skip dx (nobody upstream needs it)
 
     # -- building -----------------------------------------------------------
@@ -33,7 +36,7 @@ class Layer:
     def built(self) -> bool:
         return self.input_shape is not None
 
-    def build(self, input_shape, dtype=np.float32, rng=None):
+    def build(self, input_shape: tuple, dtype: Any = np.float32, rng: np.random.Generator | None = None) -> None:
         """Fix the input shape (without batch axis) and dtype; create parameters."""
         input_shape = tuple(int(s) for s in input_shape)
         if self.sample_ndim is not None and len(input_shape) != self.sample_ndim:
@@ -45,19 +48,20 @@ class Layer:
         self.dtype = checks.float_dtype(dtype)
         self._create_params(rng if rng is not None else np.random.default_rng(self.seed))
 
-    def _create_params(self, rng):
+    def _create_params(self, rng: np.random.Generator) -> None:
         """Override to create parameters (host init, then moved to the backend)."""
 
-    def _new_param(self, key, host_array, trainable=True):
+    def _new_param(self, key: str, host_array: np.ndarray, trainable: bool = True) -> Parameter:
         data = get_backend().asarray(host_array, dtype=self.dtype)
         p = Parameter(data, trainable=trainable, name=f"{self.name}.{key}")
         (self.params if trainable else self.state)[key] = p
         return p
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The shape of one output sample for one input sample of ``input_shape`` (batch axis excluded)."""
         return tuple(input_shape)
 
-    def param_shapes(self, input_shape) -> dict:
+    def param_shapes(self, input_shape: tuple) -> dict:
         """{key: shape} of the parameters and state that ``build(input_shape)`` creates, found without creating
         them (load_model compares them with a checkpoint's tensors before allocating anything)."""
         return {}
@@ -68,25 +72,28 @@ class Layer:
         return {}
 
     # -- checks ---------------------------------------------------------------
-    def _check_input(self, x):
+    def _check_input(self, x: Array) -> None:
         """Validate backend, dtype and shape of ``x`` (tinynet/checks.py); build lazily on first use."""
         who = type(self).__name__
         checks.float_batch(x, f"{who} input", sample_ndim=self.sample_ndim, who=who)
         if not self.built:
             self.build(x.shape[1:], x.dtype)
+        assert self.input_shape is not None  # built just above
         checks.fits(x, who, self.input_shape, self.dtype)
 
     # -- interface ----------------------------------------------------------------
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y for x (N, ...); cache only what backward needs (training=True: the statistics of this batch, dropout)."""
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array | None:
+        """dx for dy (without changing dy); writes each parameter's ``.grad``. None when ``input_grad`` is False."""
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
+    def __call__(self, x: Array, training: bool = False) -> Array:
         return self.forward(x, training=training)
 
-    def astype(self, dtype):
+    def astype(self, dtype: Any) -> Layer:
         """Cast parameters and state in place (e.g. to float64 for gradient checks)."""
         dtype = checks.float_dtype(dtype)
         for p in list(self.params.values()) + list(self.state.values()):
@@ -96,7 +103,7 @@ class Layer:
             self.dtype = dtype
         return self
 
-    def to(self, backend):
+    def to(self, backend: str | Backend) -> Layer:
         """Move parameters and state onto another backend, in place."""
         b = get_backend(backend)
         for p in list(self.params.values()) + list(self.state.values()):
@@ -116,5 +123,5 @@ class Layer:
             sum(p.size for p in self.state.values()),
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"

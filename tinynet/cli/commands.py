@@ -1,0 +1,204 @@
+"""The ``tinynet`` commands other than train: evaluate, predict, inspect, gradcheck, data, export and models. Each
+takes the parsed options and returns the exit status."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinynet.experiment import DATASET, load_data, model_mismatch, pick_backend, require_matplotlib
+
+
+def cmd_models(args):
+    from tinynet import models
+
+    print(f"{'model':<26}{'params':>12}   Keras reference")
+    for name, info in models.MODELS.items():
+        mark = " (default)" if name == models.DEFAULT else ""
+        print(f"{name:<26}{info.params:>12,}   {info.keras_reference}{mark}")
+    return 0
+
+
+def cmd_gradcheck(args):
+    from tqdm.auto import tqdm
+
+    import tinynet
+    from tinynet import models
+    from tinynet.losses import SoftmaxCrossEntropy
+
+    backend = pick_backend(args.backend)
+    model = models.build(args.model, seed=args.seed, dtype="float64")
+    rng = np.random.default_rng(args.seed)
+    x = rng.random((args.batch, *model.input_shape))
+    y = rng.integers(0, model.output_shape[0], args.batch)
+    if args.against == "torch":
+        from tinynet.interop.torch import compare_gradients
+
+        results = [compare_gradients(model, x, y, dtype) for dtype in args.dtypes.split(",")]
+        for r in results:
+            print(f"{args.model} against PyTorch's autograd ({r.dtype}, batch {args.batch}, loss included, "
+                  f"backend {backend.name})")
+            print(r, end="\n\n")
+        return 0 if all(r.ok for r in results) else 1
+    # the bar on a terminal only, as train's: redrawn frames would fill a log file
+    with tqdm(total=len(model.parameters()) + 1, desc=f"gradcheck {args.model}", unit="tensor", leave=False,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+
+        def progress(done, total, name):
+            bar.update(done - bar.n)
+            bar.set_postfix_str(name, refresh=True)
+
+        report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
+                                   progress=progress)
+    print(f"gradient check of {args.model} (weights drawn from seed {args.seed}) on the {backend.name} backend:\n"
+          f"float64, {args.batch} random images (pixels in [0, 1)) with random labels, through the loss\n")
+    print(report.format(entries=args.show))
+    return 0 if report.ok else 1
+
+
+def _load_data(args):
+    """The data set, from --data or found: one function, so that tests can check refusals come before it."""
+    return load_data(getattr(args, "data", None))
+
+
+def _model_from_checkpoint(path, backend):
+    """The checkpoint's model (any Sequential of tinynet's layers, or a zoo model by name), checked to take the
+    data set's images and give one output per class."""
+    from tinynet.errors import UsageError
+    from tinynet.loading import load_model
+
+    model, meta = load_model(path, backend.name, with_meta=True)
+    image, classes = (1, *DATASET.image_shape), (DATASET.num_classes,)
+    if model.input_shape != image or model.output_shape != classes:
+        raise UsageError(f"{path}: model {model.name!r} takes inputs of shape {model.input_shape} and gives "
+                         f"{model.output_shape}; {DATASET.name} needs {image} and {classes}")
+    return model, meta
+
+
+def cmd_export(args):
+    from tinynet.interop.onnx import export
+    from tinynet.loading import load_model
+
+    # any architecture exports, not only models shaped for Fashion-MNIST
+    model = load_model(args.checkpoint, pick_backend(args.backend).name)
+    print(f"wrote {export(model, args.output)} ({model.name}: inference graph, Dropout left out, checked "
+          "by onnx.checker)")
+    return 0
+
+
+def cmd_evaluate(args):
+    from tinynet.data import to_float
+    from tinynet.losses import SoftmaxCrossEntropy
+    from tinynet.report import build_report, format_text
+
+    backend = pick_backend(args.backend)
+    model, meta = _model_from_checkpoint(args.checkpoint, backend)
+    _, (x_test, y_test) = _load_data(args)
+    report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test,
+                          class_names=DATASET.class_names)
+    report.pop("_test_logits")
+    print(f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
+    print(format_text(report))
+    return 0
+
+
+def cmd_predict(args):
+    from tinynet.data import to_float
+    from tinynet.errors import UsageError
+    from tinynet.images import read_image
+
+    if args.image is None and (args.invert or args.as_is):
+        raise UsageError("--invert and --as-is apply to an --image file")
+    if args.image is not None and args.index is not None:
+        raise UsageError("give --index (a test image) or --image (a file), not both")
+    if args.plot:  # refused now, not after the prediction was made
+        require_matplotlib("--plot")
+        from tinynet.plots import file_formats
+
+        ending = Path(args.plot).suffix.lower().lstrip(".")
+        if ending not in file_formats():
+            raise UsageError(f"--plot {args.plot}: matplotlib writes {', '.join(file_formats())} files, not "
+                             f"{ending or 'a name without an ending'}")
+    backend = pick_backend(args.backend)
+    true = u8 = None
+    if args.image is not None:  # before the model: a bad image is refused at once
+        u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is, shape=DATASET.image_shape)
+    model, _ = _model_from_checkpoint(args.checkpoint, backend)
+    if u8 is None:
+        index = args.index or 0
+        _, (x_test, y_test) = _load_data(args)
+        if index >= len(x_test):
+            raise UsageError(f"--index must be in [0, {len(x_test) - 1}], got {index}")
+        u8, true = x_test[index], int(y_test[index])
+    probs = model.predict_proba(to_float(u8[None]).astype(model.dtype))[0]
+    pred = int(probs.argmax())
+    written = None
+    if args.plot:  # files first: a reader that stops early (| head -3) must not cost the plot
+        from tinynet.plots import prediction_bars
+
+        source = f"test image {args.index or 0}" if args.image is None else Path(args.image).name
+        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true, source)
+    names = DATASET.class_names
+    print(f"predicted: {names[pred]} ({probs[pred]:.2%})" + (f"   true: {names[true]}" if true is not None else ""))
+    for i in np.argsort(probs)[::-1]:
+        print(f"  {names[i]:<12} {probs[i]:7.2%}  {'#' * int(round(probs[i] * 40))}")
+    if written:
+        print(f"wrote {written}")
+    return 0
+
+
+def cmd_data(args):
+    from tinynet.data import find_data_dir, load
+
+    if args.plots:
+        require_matplotlib("--plots")
+    d = find_data_dir(args.data, dataset=DATASET)
+    (xtr, ytr), (xte, yte) = load(DATASET, args.data)
+    print(f"{DATASET.name} in {d}: all {len(DATASET.files)} files present, MD5 of the content verified")
+    for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        counts = np.bincount(y, minlength=10)
+        print(f"  {name}: images {x.shape} {x.dtype}, values {x.min()}..{x.max()}, mean {x.mean() / 255:.4f} "
+              f"(scaled), missing values 0; labels {y.shape}, per class {counts.min()}..{counts.max()}")
+    print("  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(DATASET.class_names)))
+    if args.plots:
+        from tinynet.plots import dataset_statistics, sample_grid
+
+        print("wrote", sample_grid(xtr, ytr, DATASET.class_names, Path(args.plots) / "samples.png", "training"),
+              dataset_statistics(xtr, ytr, DATASET.class_names, Path(args.plots) / "dataset.png", "training"))
+    return 0
+
+
+def cmd_inspect(args):
+    """One batch through a fresh model or a checkpoint's: print tinynet.inspection's tables, legend and notes."""
+    from tinynet import models
+    from tinynet.data import DataError, load, to_float
+    from tinynet.errors import UsageError
+    from tinynet.inspection import inspect_model
+
+    backend = pick_backend(args.backend)
+    if args.checkpoint:
+        model, meta = _model_from_checkpoint(args.checkpoint, backend)
+        if args.model not in (None, meta["model_name"]):
+            raise model_mismatch(args.checkpoint, meta["model_name"], args.model)
+        what = f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})"
+    else:
+        name = args.model or models.DEFAULT
+        if name not in models.MODELS:
+            raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
+        model, what = models.build(name, seed=args.seed), f"a fresh {name} (weights drawn from seed {args.seed})"
+    rng = np.random.default_rng(args.seed)
+    try:
+        (x_u8, y), _ = load(DATASET, download=False)
+        idx = np.sort(rng.choice(len(x_u8), args.batch, replace=False))
+        x, y, source = to_float(x_u8[idx]).astype(model.dtype), y[idx], f"{DATASET.name} training images"
+    except DataError:  # no data here: random pixels still show the shapes and the gradient flow
+        x = rng.random((args.batch, *model.input_shape)).astype(model.dtype)
+        y, source = rng.integers(0, model.output_shape[0], args.batch), "random images (no data set found)"
+    print(f"one batch of {args.batch} {source} through {what},\nin training mode: Dropout drops, BatchNorm uses "
+          "the batch's own mean and variance\n")
+    print(inspect_model(model, x, y))
+    return 0
+
+
