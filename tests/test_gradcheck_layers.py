@@ -226,8 +226,11 @@ def test_analytic_beside_numeric_are_the_checked_entries_at_their_indices():
     model.backward(loss.backward())
     grads = {f"{layer.name}.{k}": host(p.grad) for layer in model.layers for k, p in layer.params.items()}
     shown = report.side_by_side(entries=4).splitlines()[1:]
-    assert len(shown) == 4 + 4 + 4 + 3  # 4 entries of dense.W, dense.b, dense_1.W; dense_1.b has 3
+    assert len(shown) == 4 + 4 + 4 + 3 + 1  # 4 entries of dense.W, dense.b, dense_1.W; dense_1.b has 3; the direction
+    assert shown[-1].startswith("sum(grad * v), v random")
     for name, entries in report.samples.items():
+        if name == "every entry, one random direction":
+            continue
         assert len(entries) == min(4, grads[name].size) == len(set(i for i, _, _ in entries))
         for index, a, n in entries:
             assert a == grads[name][index] and abs(a - n) < 1e-8
@@ -257,3 +260,25 @@ def test_the_cli_prints_the_sample_pairs_and_the_explanation(capsys):
     assert "analytic (backprop)" in out and "relative error =" in out and "frozen" in out
     assert main(["gradcheck", "cnn_dropout02", "--entries", "3", "--show", "0", "--quiet"]) == 0
     assert "analytic (backprop)" not in capsys.readouterr().out
+
+
+# -- every layer of tinynet through tinynet.testing, the check users run on their own layers --------------------------
+LAYER_CHECKS = {
+    "Conv2D": (lambda: Conv2D(3, 3, stride=2, padding="same", seed=0), (2, 2, 7, 6)),
+    "MaxPool2D": (lambda: MaxPool2D(2), (2, 2, 6, 6)),
+    "Dense": (lambda: Dense(4, seed=0), (3, 5)),
+    "Flatten": (Flatten, (2, 2, 3, 3)),
+    "ReLU": (ReLU, (3, 5)),
+    "Sigmoid": (Sigmoid, (3, 5)),
+    "Softmax": (Softmax, (3, 5)),
+    "Dropout": (lambda: Dropout(0.4, seed=3), (3, 6)),
+    "BatchNorm": (BatchNorm, (4, 3, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("name", LAYER_CHECKS)
+def test_every_layer_passes_tinynet_testing_check_layer(name):
+    from tinynet.testing import assert_layer_ok
+
+    make, shape = LAYER_CHECKS[name]
+    assert_layer_ok(make, shape)  # on every installed backend: gradients, dtypes, parity, no mutation, config

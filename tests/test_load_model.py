@@ -11,7 +11,7 @@ import tinynet
 from tinynet import Sequential, models
 from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from tinynet.cli import main
-from tinynet.layers import LAYERS, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from tinynet.layers import BUILT_IN, LAYERS, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from tinynet.layers.base import Layer
 
 
@@ -41,7 +41,7 @@ def rewrite(path, **meta):
 
 
 def test_every_layer_class_is_in_the_custom_model_and_the_registry():
-    assert {type(layer).__name__ for layer in custom_model().layers} == set(LAYERS)
+    assert {type(layer).__name__ for layer in custom_model().layers} == {cls.__name__ for cls in BUILT_IN} == set(LAYERS)
 
 
 @pytest.mark.parametrize("name", list(models.MODELS) + ["custom", "tiny"])
@@ -107,19 +107,28 @@ def test_a_custom_model_without_architecture_says_how_to_load_it(tmp_path):
     assert str(path) in str(e.value)
 
 
-def test_a_layer_of_the_users_own_saves_without_architecture(tmp_path):
+def test_an_unregistered_layer_of_the_users_own_is_never_saved_silently(tmp_path):
     class Scale(Dense):  # a subclass: its constructor could take anything, so no config is written for it
         pass
 
     model = Sequential([Flatten(), Scale(3)], input_shape=(1, 4, 4), seed=0)
-    with pytest.raises(ValueError, match="Scale, which is not one of tinynet's layers"):
+    with pytest.raises(ValueError, match=r"is a Scale, which tinynet cannot rebuild from a file: register the class "
+                                         r"first with tinynet.layers.register\(Scale\)"):
         model.get_config()
-    path = save_checkpoint(tmp_path / "own.safetensors", model)
+    with pytest.warns(UserWarning, match=r"saving the weights only: layer 'scale' is a Scale.*register\(Scale\)"):
+        path = save_checkpoint(tmp_path / "own.safetensors", model)
     assert "architecture" not in read_checkpoint(path)[0]
     twin = Sequential([Flatten(), Scale(3)], input_shape=(1, 4, 4), seed=1)
     load_checkpoint(path, twin)  # the weights still load into a model built in Python
     np.testing.assert_array_equal(twin.layers[1].params["W"].data, model.layers[1].params["W"].data)
-    with pytest.raises(CheckpointError, match="holds no architecture"):
+    with pytest.raises(CheckpointError, match=r"holds no architecture \(layer 'scale' is a Scale, which tinynet "
+                                              r"cannot rebuild"):
+        tinynet.load_model(path)
+    with pytest.raises(CheckpointError, match="cannot save the architecture: layer 'scale' is a Scale"):
+        model.save(tmp_path / "strict.safetensors", architecture=True)
+    assert not (tmp_path / "strict.safetensors").exists()
+    path = model.save(tmp_path / "weights.safetensors", architecture=False)  # asked for: no warning
+    with pytest.raises(CheckpointError, match=r"holds no architecture \(it was saved with architecture=False\)"):
         tinynet.load_model(path)
 
 

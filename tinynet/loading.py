@@ -33,10 +33,10 @@ def _build(path, meta, shapes):
         from . import models
 
         if name not in models.MODELS:
-            raise CheckpointError(f"{path} holds no architecture (it was saved by an older tinynet) and its model "
-                                  f"{name!r} is not one of tinynet's models ({', '.join(models.MODELS)}): build "
-                                  "the model in Python and load the weights with "
-                                  "tinynet.checkpoint.load_checkpoint(path, model)")
+            why = meta.get("no_architecture", "it was saved by an older tinynet")
+            raise CheckpointError(f"{path} holds no architecture ({why}) and its model {name!r} is not one of "
+                                  f"tinynet's models ({', '.join(models.MODELS)}): build the model in Python and load "
+                                  "the weights with tinynet.checkpoint.load_checkpoint(path, model)")
         return models.build(name, dtype=dtype)
     expected = expected_tensors(parsed["architecture"], parsed["input_shape"])  # checked when it was read
     saved = {k[len("model/"):]: s for k, s in shapes.items() if k.startswith("model/")}

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy from logits, fused because the pair has a tiny gradient."""
+"""Softmax cross-entropy: from logits, fused because the pair has a tiny gradient; or from probabilities."""
 
 from __future__ import annotations
 
@@ -28,15 +28,25 @@ class SoftmaxCrossEntropy:
     ``CategoricalCrossentropy(label_smoothing=e)``: the network is no longer pushed to ever larger logits for
     images it already classifies. The gradient becomes softmax - smoothed target; the loss is measured against
     the smoothed target too (so it does not fall to 0), and the accuracy against the label.
+
+    ``from_logits=False`` takes probabilities instead (a model ending in a Softmax layer, as Keras courses build
+    them for ``categorical_crossentropy``): loss = -sum(target * log(clip(p, 1e-7, 1 - 1e-7))), Keras's clip, so
+    a probability of 0 gives a large finite loss; the gradient is -target / p where p is inside the clip, 0
+    outside (the clip's own derivative), and flows back through the model's Softmax. ``fit`` and ``evaluate``
+    refuse a model whose last layer does not match this setting (:func:`check_model_fits`).
     """
 
-    def __init__(self, check_labels: bool = True, label_smoothing: float = 0.0):
+    def __init__(self, check_labels: bool = True, label_smoothing: float = 0.0, from_logits: bool = True):
         self.check_labels = check_labels
         self.label_smoothing = checks.real(label_smoothing, "label_smoothing", 0, 1, high_open=True)
+        if not isinstance(from_logits, bool):
+            raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = from_logits
 
     def __repr__(self):
-        return f"SoftmaxCrossEntropy(label_smoothing={self.label_smoothing})" if self.label_smoothing else \
-            "SoftmaxCrossEntropy()"
+        args = [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
+        args += [] if self.from_logits else ["from_logits=False"]
+        return f"SoftmaxCrossEntropy({', '.join(args)})"
 
     def _smoothed(self, labels, k, dtype):
         """(N, K) targets (1 - e) * onehot + e / K: from class indices by broadcasting (no scatter, no sync)."""
@@ -65,7 +75,10 @@ class SoftmaxCrossEntropy:
             raise ValueError(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
 
     def forward(self, logits, labels, totals=None):
+        """The batch's mean loss (a 0-d array); ``logits`` (N, K) are probabilities when from_logits is False."""
         self._check(logits, labels)
+        if not self.from_logits:
+            return self._from_probabilities(logits, labels, totals)
         if self.label_smoothing:
             labels = self._smoothed(labels, logits.shape[1], logits.dtype)
         if labels.ndim == 1:
@@ -86,7 +99,48 @@ class SoftmaxCrossEntropy:
             totals[1] += (logits.argmax(axis=1) == labels.argmax(axis=1)).sum()
         return rows.sum() / n
 
+    def _from_probabilities(self, p, labels, totals):
+        xp = get_backend().xp
+        n, k = p.shape
+        target = self._smoothed(labels, k, p.dtype) if labels.ndim == 1 or self.label_smoothing else labels
+        eps = p.dtype.type(PROBABILITY_CLIP)
+        clipped = xp.clip(p, eps, 1 - eps)
+        rows = -(target * xp.log(clipped)).sum(axis=1)
+        inside = (p >= eps) & (p <= 1 - eps)
+        self.dlogits = xp.where(inside, -target / clipped, p.dtype.type(0)) / p.dtype.type(n)  # d loss / d p
+        if totals is not None:
+            label = labels if labels.ndim == 1 else labels.argmax(axis=1)
+            totals[0] += rows.sum(dtype=np.float64)
+            totals[1] += (p.argmax(axis=1) == label).sum()
+        return rows.sum() / p.dtype.type(n)
+
     def backward(self):
+        """d loss / d (the loss's input): the logits' gradient, or the probabilities' with from_logits=False."""
         return self.dlogits
 
     __call__ = forward
+
+
+PROBABILITY_CLIP = 1e-7  # Keras's epsilon: probabilities are clipped to [eps, 1 - eps] before the log
+
+
+def check_model_fits(model, loss):
+    """Refuse a model whose output does not fit ``loss``: samples that are not one vector of K class scores, or a
+    last layer that disagrees with ``from_logits`` (softmax of softmax trains and reports silently wrong numbers)."""
+    from .layers import Softmax
+
+    if not isinstance(loss, SoftmaxCrossEntropy):  # a loss of the user's own: its business
+        return
+    if len(model.output_shape) != 1:
+        raise ValueError(f"{type(loss).__name__} takes (N, K) class scores, but model {model.name!r} outputs samples "
+                         f"of shape {tuple(model.output_shape)} (N, {', '.join(map(str, model.output_shape))}); end "
+                         "it with Flatten and Dense(K)")
+    ends_in_softmax = isinstance(model.layers[-1], Softmax)
+    if ends_in_softmax and loss.from_logits:
+        raise ValueError(f"model {model.name!r} ends in Softmax, so it outputs probabilities, but {loss!r} takes "
+                         "logits (it applies the softmax itself): drop the final Softmax layer (tinynet's losses take "
+                         "logits; predict_proba gives probabilities) or use SoftmaxCrossEntropy(from_logits=False)")
+    if not ends_in_softmax and not loss.from_logits:
+        raise ValueError(f"{loss!r} takes probabilities, but model {model.name!r} ends in "
+                         f"{type(model.layers[-1]).__name__}, not Softmax, so it outputs logits: use "
+                         "SoftmaxCrossEntropy() (from logits) or end the model with Softmax()")

@@ -25,6 +25,8 @@ class Sequential:
 
     def __init__(self, layers, input_shape=None, dtype=np.float32, seed=None, name="sequential"):
         self.layers = list(layers)
+        if not self.layers:  # its forward would be the identity and its backward would have nothing to run
+            raise ValueError("Sequential needs at least one layer, got none")
         first_seen = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):

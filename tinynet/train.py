@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint
 from .checks import integer, positive_int
 from .history import Evaluation, History  # noqa: F401  (tinynet.train.History, as before)
 from .inference import EVAL_BUFFER_BYTES, batched_outputs, predict_logits  # noqa: F401  (tinynet.train.predict_logits, as before)
+from .losses import check_model_fits
 
 
 def train_step(model, loss, optimizer, xb, yb, totals=None):
@@ -91,6 +92,7 @@ def evaluate(model, loss, x, y, batch_size=1000):
     """Loss and accuracy over (x, y) in inference mode, on the host: an :class:`Evaluation` (with the logits and
     predictions too)."""
     _check_data(model, x)
+    check_model_fits(model, loss)
     checks.warn_if_unscaled(x, stacklevel=2)
     return _evaluate(model, loss, x, y, batch_size)
 
@@ -191,6 +193,7 @@ def fit(
     batch_size = positive_int(batch_size, "batch_size")
     epochs = integer(epochs, "epochs", 0)
     x, y, validation_data = _split_validation(model, x, y, validation_data, validation_split)
+    check_model_fits(model, loss)
     if not checks.warn_if_unscaled(x, stacklevel=2) and validation_data is not None:  # one warning at most
         checks.warn_if_unscaled(validation_data[0], "validation x", stacklevel=2)
 
@@ -205,28 +208,13 @@ def fit(
     xd, yd = backend.asarray(x), backend.asarray(np.asarray(y, dtype=np.int64))
     totals = backend.xp.zeros(2, dtype=np.float64)  # summed loss, correct predictions: stay on the device
     step, stream = _stepper(model, loss, optimizer, backend, batch_size, len(x), cuda_graph, totals, augment)
+    validate = None if validation_data is None else lambda: _evaluate(model, loss, *validation_data, eval_batch_size)
 
     with using_backend(backend.name), _labels_checked_up_front(loss), stream:
         for c in callbacks:
             c.on_train_begin(run)
         for epoch in range(start, epochs):
-            run.epoch = epoch
-            for c in callbacks:
-                c.on_epoch_begin(epoch, run)
-            if hasattr(step, "new_epoch"):
-                step.new_epoch()
-            t0 = time.perf_counter()
-            bar = tqdm(total=math.ceil(len(xd) / batch_size), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
-                       disable=mode != "bar", leave=True)
-            logs = train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar)
-            if validation_data is not None:
-                v = _evaluate(model, loss, *validation_data, batch_size=eval_batch_size)
-                logs.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
-            logs["seconds"] = time.perf_counter() - t0
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}, refresh=True)
-            bar.close()
-            if mode == "epoch":
-                print(_epoch_line(epoch, epochs, logs), flush=True)
+            logs = _epoch(run, epoch, epochs, step, (xd, yd, totals), batch_size, shuffle, callbacks, mode, validate)
             history.append(logs)
             for c in callbacks:
                 c.on_epoch_end(epoch, logs, run)
@@ -236,6 +224,29 @@ def fit(
         for c in callbacks:
             c.on_train_end(run)
     return history
+
+
+def _epoch(run, epoch, epochs, step, data, batch_size, shuffle, callbacks, mode, validate):
+    """Epoch ``epoch`` of fit: the callbacks' start, the steps (with a progress bar or not), the validation
+    figures, the epoch's line; returns its logs."""
+    run.epoch = epoch
+    for c in callbacks:
+        c.on_epoch_begin(epoch, run)
+    if hasattr(step, "new_epoch"):
+        step.new_epoch()
+    t0 = time.perf_counter()
+    bar = tqdm(total=math.ceil(len(data[0]) / batch_size), desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+               disable=mode != "bar", leave=True)
+    logs = train_epoch(run, step, *data, batch_size, shuffle, callbacks, bar)
+    if validate is not None:
+        v = validate()
+        logs.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
+    logs["seconds"] = time.perf_counter() - t0
+    bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}, refresh=True)
+    bar.close()
+    if mode == "epoch":
+        print(_epoch_line(epoch, epochs, logs), flush=True)
+    return logs
 
 
 def train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar):

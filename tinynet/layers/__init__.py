@@ -11,17 +11,38 @@ from .relu import ReLU
 from .sigmoid import Sigmoid
 from .softmax import Softmax
 
-#: The layers a saved architecture may name, by class name. A config can only ever build one of these: a class is
-#: never looked up by a name read from a file.
-LAYERS = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, ReLU, Sigmoid, Softmax, Dropout, BatchNorm)}
+#: The layers a saved architecture may name, by class name: tinynet's own, and those registered with
+#: :func:`register`. A config can only ever build one of these: a class is never looked up by a name read from a file.
+BUILT_IN = (Conv2D, MaxPool2D, Dense, Flatten, ReLU, Sigmoid, Softmax, Dropout, BatchNorm)
+LAYERS = {cls.__name__: cls for cls in BUILT_IN}
+
+
+class UnregisteredLayer(ValueError):
+    """A layer of the user's own that was not registered, so no saved architecture can name it."""
+
+
+def register(cls):
+    """Let checkpoints name ``cls``, a Layer subclass of your own: ``model.save`` then stores its architecture and
+    ``tinynet.load_model`` rebuilds it (``cls(**layer.get_config())``) in any program that registered it too.
+    Usable as a decorator (``@tinynet.layers.register``); registering the same class again is harmless."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register takes a subclass of tinynet.layers.Layer, got {cls!r:.80}")
+    taken = LAYERS.get(cls.__name__)
+    if taken is not None and taken is not cls:
+        raise ValueError(f"a layer class named {cls.__name__!r} is registered already ({taken.__module__}."
+                         f"{taken.__qualname__}); checkpoints name layers by class name, so rename {cls.__qualname__}")
+    LAYERS[cls.__name__] = cls
+    return cls
 
 
 def layer_config(layer) -> dict:
-    """``{"class_name", "name", "config"}`` of one of tinynet's own layers (a subclass of one is refused: its
-    constructor may take other arguments)."""
+    """``{"class_name", "name", "config"}`` of a layer whose class is registered (a subclass of a registered class
+    is refused: its constructor may take other arguments)."""
     if LAYERS.get(type(layer).__name__) is not type(layer):
-        raise ValueError(f"{layer.name} is a {type(layer).__name__}, which is not one of tinynet's layers "
-                         f"({', '.join(LAYERS)}), so it cannot be saved as a config")
+        raise UnregisteredLayer(
+            f"layer {layer.name!r} is a {type(layer).__name__}, which tinynet cannot rebuild from a file: register "
+            f"the class first with tinynet.layers.register({type(layer).__name__}) (in the program that saves and "
+            "in the one that loads)")
     return {"class_name": type(layer).__name__, "name": layer.name, "config": layer.get_config()}
 
 
@@ -31,7 +52,8 @@ def from_config(spec) -> Layer:
         raise ValueError(f"a layer must be {{'class_name': ..., 'name': ..., 'config': {{...}}}}, got {spec!r:.100}")
     cls = LAYERS.get(spec["class_name"]) if isinstance(spec["class_name"], str) else None
     if cls is None:
-        raise ValueError(f"unknown layer class {spec['class_name']!r:.60} (tinynet's layers: {', '.join(LAYERS)})")
+        raise ValueError(f"unknown layer class {spec['class_name']!r:.60} (the registered layers: {', '.join(LAYERS)}; "
+                         "a layer of your own must be registered with tinynet.layers.register before loading)")
     if not (isinstance(spec["name"], str) and spec["name"]):
         raise ValueError(f"the name of a {cls.__name__} must be a non-empty string, got {spec['name']!r:.60}")
     if not isinstance(spec["config"], dict):
@@ -47,5 +69,5 @@ def from_config(spec) -> Layer:
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "Dense", "Flatten", "ReLU", "Sigmoid", "Softmax", "Dropout", "BatchNorm",
-    "LAYERS", "layer_config", "from_config",
+    "LAYERS", "register", "UnregisteredLayer", "layer_config", "from_config",
 ]
