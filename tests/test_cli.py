@@ -268,3 +268,28 @@ def test_a_resumed_run_keeps_its_best_checkpoint_unless_beaten():
     low.on_train_begin(run)
     high.on_train_begin(run)
     assert (low.best, high.best) == (0.3, 0.8)
+
+
+@pytest.mark.parametrize(("raised", "one_line"), [
+    (__import__("tinynet").exceptions.InvalidValue("bad batch size"), True),
+    (__import__("tinynet").exceptions.MissingDependency("needs onnx: pip install onnx"), True),
+    (FileNotFoundError(2, "No such file or directory", "x.safetensors"), True),
+    (ValueError("operands could not be broadcast together"), False),  # a bug deep inside: keep the traceback
+    (TypeError("unsupported operand type(s)"), False),
+])
+def test_only_tinynets_own_errors_become_one_line_and_a_bug_keeps_its_traceback(monkeypatch, capsys, raised, one_line):
+    import importlib
+
+    cli_main = importlib.import_module("tinynet.cli.main")  # the module (tinynet.cli.main is also the function)
+
+    def command(args):
+        raise raised
+
+    monkeypatch.setattr(cli_main, "_command", lambda name: command)
+    if one_line:
+        assert cli_main.main(["models"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tinynet: error: ") and err.count("\n") == 1
+    else:
+        with pytest.raises(type(raised)):
+            cli_main.main(["models"])

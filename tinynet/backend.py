@@ -22,11 +22,12 @@ import numpy as np
 
 from . import optional
 from .arrays import Array, array_library, to_numpy, xp_of  # noqa: F401  (re-exported: tinynet.backend.to_numpy)
+from .exceptions import InvalidType, InvalidValue, TinynetError
 
 NAMES = ("numpy", "numba", "cupy")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(TinynetError, RuntimeError):
     """The requested backend cannot run here; the message says why."""
 
 
@@ -117,7 +118,7 @@ def _make(name: str) -> Backend:
                 f"it needs an NVIDIA GPU and CuPy: {optional.INSTALL['cupy']}"
             )
         return Backend("cupy", cupy)
-    raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
+    raise InvalidValue(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")
 
 
 def get_backend(name: str | Backend | None = None) -> Backend:
@@ -168,8 +169,8 @@ def check_array(a: Any, what: str = "input", backend: Backend | None = None) -> 
         return
     lib = array_library(a)
     if lib not in ("numpy", "cupy"):
-        raise TypeError(f"{what} is a {type(a).__name__}, not an array of the {backend.name!r} backend")
-    raise TypeError(
+        raise InvalidType(f"{what} is a {type(a).__name__}, not an array of the {backend.name!r} backend")
+    raise InvalidType(
         f"{what} is a {lib} {type(a).__name__} but the backend is {backend.name!r}, which computes on "
         f"{backend.xp.__name__} arrays; move it first, e.g. tinynet.get_backend({backend.name!r}).asarray(x) or "
         "model.to(...)"

@@ -16,9 +16,10 @@ import numpy as np
 
 from .arrays import to_numpy
 from .checks import integer, real
+from .exceptions import InvalidValue, TinynetError
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(TinynetError, FloatingPointError):
     """The loss became NaN, infinite or absurdly large; the message names the epoch and step."""
 
 
@@ -34,7 +35,7 @@ def _better(mode, monitor):
     if mode == "auto":
         mode = "max" if "acc" in monitor else "min"
     if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        raise InvalidValue(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
     return mode
 
 
@@ -45,7 +46,7 @@ def _improves(value, best, mode, min_delta=0.0):
 
 def _monitored(logs, monitor):
     if monitor not in logs:
-        raise ValueError(f"cannot monitor {monitor!r}: the epoch logs hold {sorted(logs)}")
+        raise InvalidValue(f"cannot monitor {monitor!r}: the epoch logs hold {sorted(logs)}")
     return logs[monitor]
 
 
@@ -140,7 +141,7 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch, run):
         lr = float(self.schedule(epoch, run.optimizer.lr))
         if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"schedule gave learning rate {lr!r} for epoch {epoch}")
+            raise InvalidValue(f"schedule gave learning rate {lr!r} for epoch {epoch}")
         run.optimizer.lr = lr
 
 
@@ -210,7 +211,7 @@ class CSVLogger(Callback):
             with open(self.path, newline="") as f:
                 old = list(csv.reader(f))
             if old and old[0] != self.columns:
-                raise ValueError(f"{self.path} is not a CSV log with the columns {','.join(self.columns)}: "
+                raise InvalidValue(f"{self.path} is not a CSV log with the columns {','.join(self.columns)}: "
                                  "give CSVLogger another file, or append=False to replace it")
             rows = [r for r in old[1:] if r and (not done or (r[0].isdigit() and int(r[0]) < done))]
         self.path.parent.mkdir(parents=True, exist_ok=True)

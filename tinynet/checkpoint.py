@@ -26,6 +26,7 @@ from .atomic_files import default_file_mode, write_atomically  # noqa: F401  (re
 from .atomic_files import writer_tag as _writer_tag  # noqa: F401  (the tests name a save's temp files with it)
 from .backend import get_backend
 from .checkpoint_meta import _BadMeta, _parse_meta, expected_tensors  # noqa: F401  (load_model imports expected_tensors)
+from .exceptions import InvalidValue
 from .safetensors_format import LOADABLE_DTYPES, NotSafetensors, SafetensorsError, SafetensorsReader, read_header, serialize
 
 FORMAT = "tinynet-checkpoint"
@@ -33,7 +34,7 @@ FORMAT_VERSION = "2"  # 2: dropout layers save (seed, calls) of their counter-ba
 READABLE_VERSIONS = ("1", "2")  # version 1's weights still load; its dropout states cannot resume a run
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidValue):
     """The file is not a usable tinynet checkpoint for this model; the message says why."""
 
 
@@ -89,7 +90,7 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, rng=None, history=N
     try:
         _parse_meta(meta)
     except _BadMeta as bad:
-        raise ValueError(f"cannot save {path}: metadata {bad.key!r} {bad.reason}") from None
+        raise InvalidValue(f"cannot save {path}: metadata {bad.key!r} {bad.reason}") from None
     chunks = serialize(tensors, meta)
 
     path = Path(path)

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from .exceptions import InvalidValue
 from .optim import check_learning_rate, check_step_count
 from .safetensors_format import MAX_NDIM, DuplicateName, strict_json
 
@@ -175,15 +176,15 @@ def expected_tensors(specs, input_shape):
         try:
             layer = from_config(spec)
             if layer.name in names:
-                raise ValueError(f"the name {layer.name!r:.60} is used twice")
+                raise InvalidValue(f"the name {layer.name!r:.60} is used twice")
             names.add(layer.name)
             if layer.sample_ndim is not None and len(shape) != layer.sample_ndim:
-                raise ValueError(f"{type(layer).__name__} takes samples of {layer.sample_ndim} dimensions, the layer "
+                raise InvalidValue(f"{type(layer).__name__} takes samples of {layer.sample_ndim} dimensions, the layer "
                                  f"before gives {shape}")
             shapes.update({f"{layer.name}.{k}": tuple(s) for k, s in layer.param_shapes(shape).items()})
             shape = layer.output_shape(shape)
         except OverflowError:  # a shape of more than 10**308 pixels: sizes go through floats in window_geometry
-            raise ValueError(f"layer {i}: the shapes overflow, starting from input_shape {input_shape!r:.100}") from None
+            raise InvalidValue(f"layer {i}: the shapes overflow, starting from input_shape {input_shape!r:.100}") from None
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"layer {i}: {exc}") from None
     return shapes

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .arrays import Array
+from .exceptions import InvalidType, InvalidValue
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -29,7 +30,7 @@ def integer(v: Any, what: str, low: int | None = None, high: int | None = None, 
             bound = f" in [{low}, {high_text or high}]"
         else:
             bound = "" if low is None else f" >= {low}"
-        raise ValueError(f"{what} must be an integer{bound}, got {v!r}")
+        raise InvalidValue(f"{what} must be an integer{bound}, got {v!r}")
     return int(v)
 
 
@@ -51,7 +52,7 @@ def real(v: Any, what: str, low: float | None = None, high: float | None = None,
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
         where = f" in {lo}, {hi}" if low is not None and high is not None else (
             f" {'>' if low_open else '>='} {low:g}" if low is not None else "")
-        raise ValueError(f"{what} must be a finite number{where}, got {v!r}")
+        raise InvalidValue(f"{what} must be a finite number{where}, got {v!r}")
     return float(v)
 
 
@@ -64,7 +65,7 @@ def finite_values(x: Array, what: str) -> Array:
         return x
     bad = to_numpy(~xp.isfinite(x.reshape(len(x), -1)).all(axis=1))
     count = int(to_numpy((~xp.isfinite(x)).sum()))
-    raise ValueError(f"{what} holds {count:,} NaN or infinite value{'s' if count > 1 else ''} in {int(bad.sum()):,} "
+    raise InvalidValue(f"{what} holds {count:,} NaN or infinite value{'s' if count > 1 else ''} in {int(bad.sum()):,} "
                      f"sample{'s' if bad.sum() > 1 else ''}, the first in sample {int(bad.argmax())}; "
                      "clean or drop those samples first")
 
@@ -78,7 +79,7 @@ def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     """float32 or float64, as a NumPy dtype."""
     dtype = np.dtype(dtype)
     if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float32 or float64, got {dtype}")
+        raise InvalidType(f"{what} must be float32 or float64, got {dtype}")
     return dtype
 
 
@@ -93,12 +94,12 @@ def float_batch(x: Array, what: str, backend: Backend | None = None, sample_ndim
 
     check_array(x, what, backend)
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float32 or float64, got {x.dtype}" + (SCALE_HINT if x.dtype.kind in "ui" else ""))
+        raise InvalidType(f"{what} must be float32 or float64, got {x.dtype}" + (SCALE_HINT if x.dtype.kind in "ui" else ""))
     if sample_ndim is not None and x.ndim != sample_ndim + 1:
         layout = "(N, C, H, W)" if sample_ndim == 3 else "(N, features)" if sample_ndim == 1 else ""
-        raise ValueError(f"{who or what} expects {sample_ndim + 1}-D input {layout}, got shape {tuple(x.shape)}")
+        raise InvalidValue(f"{who or what} expects {sample_ndim + 1}-D input {layout}, got shape {tuple(x.shape)}")
     if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"{what} is an empty batch, shape {tuple(x.shape)}")
+        raise InvalidValue(f"{what} is an empty batch, shape {tuple(x.shape)}")
     return x
 
 
@@ -108,10 +109,10 @@ def fits(x: Array, who: str, sample_shape: tuple, dtype: Any) -> Array:
         hint = ""
         if len(sample_shape) == 3 and tuple(x.shape[1:]) == (sample_shape[1], sample_shape[2], sample_shape[0]):
             hint = " — this looks like NHWC (channels last); tinynet is NCHW: x.transpose(0, 3, 1, 2)"
-        raise ValueError(f"{who} expects input of shape (N, {', '.join(map(str, sample_shape))}), "
+        raise InvalidValue(f"{who} expects input of shape (N, {', '.join(map(str, sample_shape))}), "
                          f"got {tuple(x.shape)}{hint}")
     if x.dtype != dtype:
-        raise TypeError(f"{who} is {dtype} but its input is {x.dtype}; cast one of them: x.astype(np.{dtype}) or "
+        raise InvalidType(f"{who} is {dtype} but its input is {x.dtype}; cast one of them: x.astype(np.{dtype}) or "
                         f"model.astype(np.{x.dtype})" + (SCALE_HINT if x.dtype.kind in "ui" else ""))
     return x
 
@@ -125,15 +126,15 @@ def class_labels(y: Array, num_classes: int, n: int | None = None, what: str = "
     from .arrays import to_numpy
 
     if getattr(y, "dtype", np.dtype(object)).kind not in "iu":
-        raise ValueError(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype "
+        raise InvalidValue(f"{what} must be integer class indices (0..{num_classes - 1}), got dtype "
                          f"{getattr(y, 'dtype', type(y).__name__)} (pass one-hot targets as (N, K) floats to the loss)")
     if y.ndim != 1 or (n is not None and len(y) != n):
-        raise ValueError(f"{what} must have shape ({n if n is not None else 'N'},), got {tuple(y.shape)}")
+        raise InvalidValue(f"{what} must have shape ({n if n is not None else 'N'},), got {tuple(y.shape)}")
     if not values:
         return y
     y = to_numpy(y)
     if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{what} must be in [0, {num_classes - 1}], got values from {y.min()} to {y.max()}")
+        raise InvalidValue(f"{what} must be in [0, {num_classes - 1}], got values from {y.min()} to {y.max()}")
     return y
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import checks
 from .atomic_files import write_atomically
+from .exceptions import InvalidType, InvalidValue
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
@@ -79,7 +80,7 @@ CLASS_NAMES, FILES, MIRROR, SYSTEM_DIR = (FASHION_MNIST.class_names, FASHION_MNI
 MAX_DECOMPRESSED = 64 * 2**20
 
 
-class DataError(ValueError):
+class DataError(InvalidValue):
     """A data file is missing, corrupt, or not what it claims to be."""
 
 
@@ -239,11 +240,11 @@ def to_float(images, dtype=np.float32) -> np.ndarray:
     """uint8 (N, H, W) -> float (N, 1, H, W) scaled to [0, 1] (NCHW)."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        raise TypeError(f"to_float expects uint8 images, got {images.dtype}")
+        raise InvalidType(f"to_float expects uint8 images, got {images.dtype}")
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4:
-        raise ValueError(f"to_float expects (N, H, W) or (N, C, H, W) images, got shape {images.shape}")
+        raise InvalidValue(f"to_float expects (N, H, W) or (N, C, H, W) images, got shape {images.shape}")
     return images.astype(dtype) / dtype(255)
 
 
@@ -259,7 +260,7 @@ def decode_predictions(probabilities, top: int = 3, class_names=FASHION_MNIST.cl
     p = np.asarray(probabilities)
     top = checks.positive_int(top, "top")
     if p.ndim != 2 or p.shape[1] != len(class_names):
-        raise ValueError(f"decode_predictions expects probabilities of shape (N, {len(class_names)}) for "
+        raise InvalidValue(f"decode_predictions expects probabilities of shape (N, {len(class_names)}) for "
                          f"{len(class_names)} class names, got {p.shape}")
     order = np.argsort(-p, axis=1, kind="stable")[:, :top]  # ties: the lower class first
     return [[(class_names[j], float(row[j])) for j in idx] for row, idx in zip(p, order, strict=True)]
@@ -268,7 +269,7 @@ def decode_predictions(probabilities, top: int = 3, class_names=FASHION_MNIST.cl
 def train_val_split(x, y, n_val: int = 10_000, seed: int = 0):
     """Seeded shuffle, then the last ``n_val`` samples are validation. The course uses 50,000 / 10,000."""
     if not 0 <= n_val < len(x):
-        raise ValueError(f"n_val must be in [0, {len(x) - 1}], got {n_val}")
+        raise InvalidValue(f"n_val must be in [0, {len(x) - 1}], got {n_val}")
     order = np.random.default_rng(seed).permutation(len(x))
     tr, va = order[: len(x) - n_val], order[len(x) - n_val :]
     return (x[tr], y[tr]), (x[va], y[va])

@@ -48,6 +48,7 @@ import numpy as np
 
 from .arrays import Array, to_numpy
 from .backend import Backend, get_backend, using_backend
+from .exceptions import InvalidType, InvalidValue
 from .layers import Dropout
 from .layers.base import Layer
 from .sequential import Sequential
@@ -236,9 +237,9 @@ def gradcheck(module: Layer | Sequential, x: Any, y: Any = None, loss: Any = Non
     Returns a :class:`GradcheckReport` (``.ok``, ``.errors``, printable).
     """
     if not isinstance(module, (Layer, Sequential)):
-        raise TypeError(f"gradcheck needs a tinynet Layer or Sequential, got {type(module).__name__}")
+        raise InvalidType(f"gradcheck needs a tinynet Layer or Sequential, got {type(module).__name__}")
     if (loss is None) != (y is None):
-        raise ValueError("pass both loss and y, or neither")
+        raise InvalidValue("pass both loss and y, or neither")
     backend = get_backend(module.backend if isinstance(module, Sequential) else None)
     with using_backend(backend.name):
         m, x, y = _float64_copy(module, x, y, backend)

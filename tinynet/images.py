@@ -17,12 +17,14 @@ import warnings
 
 import numpy as np
 
+from .exceptions import InvalidValue
+
 # Mean of the outermost ring of pixels above which an image counts as dark on light.
 # Over all 70,000 Fashion-MNIST images that mean is at most 107.5; inverted, at least 147.5.
 LIGHT_BORDER = 127.5
 
 
-class ImageError(ValueError):
+class ImageError(InvalidValue):
     """An image file cannot be used for prediction; the message names the file and says why."""
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import checks, kernels
 from .backend import check_array, get_backend
+from .exceptions import InvalidType, InvalidValue
 
 
 class SoftmaxCrossEntropy:
@@ -40,7 +41,7 @@ class SoftmaxCrossEntropy:
         self.check_labels = check_labels
         self.label_smoothing = checks.real(label_smoothing, "label_smoothing", 0, 1, high_open=True)
         if not isinstance(from_logits, bool):
-            raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+            raise InvalidType(f"from_logits must be True or False, got {from_logits!r}")
         self.from_logits = from_logits
 
     def __repr__(self):
@@ -60,19 +61,19 @@ class SoftmaxCrossEntropy:
         check_array(logits, "logits")
         check_array(labels, "labels")
         if logits.ndim != 2 or logits.shape[0] == 0:
-            raise ValueError(f"logits must have shape (N, K) with N > 0, got {tuple(logits.shape)}")
+            raise InvalidValue(f"logits must have shape (N, K) with N > 0, got {tuple(logits.shape)}")
         if logits.dtype.kind != "f":
-            raise TypeError(f"logits must be float32 or float64, got {logits.dtype}")
+            raise InvalidType(f"logits must be float32 or float64, got {logits.dtype}")
         n, k = logits.shape
         if labels.ndim == 1:
             checks.class_labels(labels, k, n, values=self.check_labels)  # values: a device-to-host copy
         elif labels.ndim == 2:
             if tuple(labels.shape) != (n, k):
-                raise ValueError(f"one-hot labels must have shape {(n, k)}, got {tuple(labels.shape)}")
+                raise InvalidValue(f"one-hot labels must have shape {(n, k)}, got {tuple(labels.shape)}")
             if labels.dtype.kind != "f":
-                raise ValueError(f"one-hot labels must be float, got {labels.dtype}")
+                raise InvalidValue(f"one-hot labels must be float, got {labels.dtype}")
         else:
-            raise ValueError(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
+            raise InvalidValue(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
 
     def forward(self, logits, labels, totals=None):
         """The batch's mean loss (a 0-d array); ``logits`` (N, K) are probabilities when from_logits is False."""
@@ -132,15 +133,15 @@ def check_model_fits(model, loss):
     if not isinstance(loss, SoftmaxCrossEntropy):  # a loss of the user's own: its business
         return
     if len(model.output_shape) != 1:
-        raise ValueError(f"{type(loss).__name__} takes (N, K) class scores, but model {model.name!r} outputs samples "
+        raise InvalidValue(f"{type(loss).__name__} takes (N, K) class scores, but model {model.name!r} outputs samples "
                          f"of shape {tuple(model.output_shape)} (N, {', '.join(map(str, model.output_shape))}); end "
                          "it with Flatten and Dense(K)")
     ends_in_softmax = isinstance(model.layers[-1], Softmax)
     if ends_in_softmax and loss.from_logits:
-        raise ValueError(f"model {model.name!r} ends in Softmax, so it outputs probabilities, but {loss!r} takes "
+        raise InvalidValue(f"model {model.name!r} ends in Softmax, so it outputs probabilities, but {loss!r} takes "
                          "logits (it applies the softmax itself): drop the final Softmax layer (tinynet's losses take "
                          "logits; predict_proba gives probabilities) or use SoftmaxCrossEntropy(from_logits=False)")
     if not ends_in_softmax and not loss.from_logits:
-        raise ValueError(f"{loss!r} takes probabilities, but model {model.name!r} ends in "
+        raise InvalidValue(f"{loss!r} takes probabilities, but model {model.name!r} ends in "
                          f"{type(model.layers[-1]).__name__}, not Softmax, so it outputs logits: use "
                          "SoftmaxCrossEntropy() (from logits) or end the model with Softmax()")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
+from .exceptions import InvalidValue
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int = 10) -> np.ndarray:
     """cm[i, j] = number of samples of true class i predicted as class j."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D of equal length, got {y_true.shape} and {y_pred.shape}")
+        raise InvalidValue(f"y_true and y_pred must be 1-D of equal length, got {y_true.shape} and {y_pred.shape}")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         checks.class_labels(y, num_classes, what=name)
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)

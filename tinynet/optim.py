@@ -8,6 +8,7 @@ from . import kernels
 from .arrays import to_numpy, xp_of
 from .backend import get_backend
 from .checks import integer, real
+from .exceptions import InvalidType, InvalidValue
 
 
 def check_learning_rate(lr, what="learning rate"):
@@ -31,7 +32,7 @@ class Optimizer:
     def __init__(self, params, lr):
         self.params = [p for p in params if p.trainable]
         if not self.params:
-            raise ValueError("the optimizer got no trainable parameters (is the model built?)")
+            raise InvalidValue("the optimizer got no trainable parameters (is the model built?)")
         self.lr = lr
         self.t = 0  # steps taken
 
@@ -64,11 +65,11 @@ class Optimizer:
         for i, p in enumerate(self.params):
             name = p.name or f"parameter {i}"
             if p.grad is None:
-                raise ValueError(f"{name} has no gradient (grad is None): run backward before step()")
+                raise InvalidValue(f"{name} has no gradient (grad is None): run backward before step()")
             if type(p.grad) is not type(p.data):
-                raise TypeError(f"{name}: its gradient is a {type(p.grad).__name__}, the parameter a {type(p.data).__name__}")
+                raise InvalidType(f"{name}: its gradient is a {type(p.grad).__name__}, the parameter a {type(p.data).__name__}")
             if tuple(p.grad.shape) != tuple(p.data.shape) or p.grad.dtype != p.data.dtype:
-                raise ValueError(f"{name}: gradient {p.grad.dtype}{list(p.grad.shape)} does not match the parameter "
+                raise InvalidValue(f"{name}: gradient {p.grad.dtype}{list(p.grad.shape)} does not match the parameter "
                                  f"{p.data.dtype}{list(p.data.shape)}")
 
     def state_arrays(self) -> dict:

@@ -16,6 +16,8 @@ INSTALL = {
             "driver); with a CUDA 12 driver: pip install cupy-cuda12x",
     "pillow": 'pip install pillow (or, in a tinynet checkout: pip install -e ".[plot]")',
     "matplotlib": 'pip install matplotlib (or, in a tinynet checkout: pip install -e ".[plot]")',
+    "torch": 'pip install torch (or, in a tinynet checkout: pip install -e ".[torch]")',
+    "onnx": 'pip install onnx (or, in a tinynet checkout: pip install -e ".[onnx]", which adds ONNX Runtime)',
 }
 
 _modules: dict[str, object] = {}

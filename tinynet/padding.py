@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 from .checks import integer
+from .exceptions import InvalidValue
 from .geometry import output_size, pads_for
 
 
@@ -17,7 +18,7 @@ def pair(v, name: str) -> tuple[int, int]:
     if _is_int(v, 1):
         v = (v, v)
     if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(_is_int(i, 1) for i in v):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
+        raise InvalidValue(f"{name} must be a positive int or a pair of them, got {v!r}")
     return integer(v[0], name), integer(v[1], name)
 
 
@@ -26,7 +27,7 @@ def check_padding(padding):
         return padding
     if _is_int(padding, 0):
         return int(padding)
-    raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
+    raise InvalidValue(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
 
 
 def window_geometry(padding, size, kernel, stride, what) -> tuple[tuple, int, int]:
@@ -34,5 +35,5 @@ def window_geometry(padding, size, kernel, stride, what) -> tuple[tuple, int, in
     pads = pads_for(padding, size, kernel, stride)
     oh, ow = output_size(size, kernel, stride, pads)
     if oh < 1 or ow < 1:
-        raise ValueError(f"{what} {kernel} does not fit input {size[0]}x{size[1]} with padding {padding!r}")
+        raise InvalidValue(f"{what} {kernel} does not fit input {size[0]}x{size[1]} with padding {padding!r}")
     return pads, oh, ow

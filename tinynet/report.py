@@ -8,6 +8,7 @@ import numpy as np
 
 from . import metrics
 from .arrays import to_numpy
+from .exceptions import InvalidValue
 from .layers.softmax import softmax
 from .provenance import strict_json
 from .train import evaluate
@@ -22,7 +23,7 @@ def build_report(model, loss, x_test, y_test, x_train=None, y_train=None, batch_
     k = model.output_shape[0]
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
-        raise ValueError(f"{len(names)} class names for a model with {k} outputs")
+        raise InvalidValue(f"{len(names)} class names for a model with {k} outputs")
     out = {"class_names": names}
     splits = [("test", x_test, y_test)] + ([("train", x_train, y_train)] if x_train is not None else [])
     for name, x, y in splits:

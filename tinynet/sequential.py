@@ -6,6 +6,7 @@ import numpy as np
 
 from . import checks
 from .backend import get_backend, using_backend
+from .exceptions import InvalidType, InvalidValue
 from .inference import batched_outputs
 from .layers.base import Layer
 
@@ -26,14 +27,14 @@ class Sequential:
     def __init__(self, layers, input_shape=None, dtype=np.float32, seed=None, name="sequential"):
         self.layers = list(layers)
         if not self.layers:  # its forward would be the identity and its backward would have nothing to run
-            raise ValueError("Sequential needs at least one layer, got none")
+            raise InvalidValue("Sequential needs at least one layer, got none")
         first_seen = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} is a {type(layer).__name__}, not a tinynet Layer")
+                raise InvalidType(f"layer {i} is a {type(layer).__name__}, not a tinynet Layer")
             if id(layer) in first_seen:
                 j = first_seen[id(layer)]
-                raise ValueError(
+                raise InvalidValue(
                     f"layers {j} and {i} are the same {type(layer).__name__} object. A layer keeps what its forward "
                     "pass saw for its backward pass, so one instance used twice gives wrong gradients: create one "
                     f"per position, e.g. {type(layer).__name__}(...) twice"
@@ -68,7 +69,7 @@ class Sequential:
             for layer in self.layers:
                 if layer.built:
                     if layer.input_shape != shape:
-                        raise ValueError(f"{layer.name} was built for {layer.input_shape}, model feeds it {shape}")
+                        raise InvalidValue(f"{layer.name} was built for {layer.input_shape}, model feeds it {shape}")
                 else:
                     layer.build(shape, self.dtype, self.rng)
                 shape = layer.output_shape(shape)
@@ -121,7 +122,7 @@ class Sequential:
         (on running out of device memory the batch is halved: see tinynet/inference.py; float images above 1
         give a warning: see checks.warn_if_unscaled)."""
         if len(x) == 0:
-            raise ValueError("predict got no samples")
+            raise InvalidValue("predict got no samples")
         checks.warn_if_unscaled(x, stacklevel=2)  # float images above 1: not scaled by to_float
         return batched_outputs(self, x, batch_size)
 
@@ -142,7 +143,7 @@ class Sequential:
         from .layers import layer_config
 
         if not self.built:
-            raise ValueError("get_config() needs a built model: pass input_shape or run one forward first")
+            raise InvalidValue("get_config() needs a built model: pass input_shape or run one forward first")
         return {"name": self.name, "input_shape": list(self.input_shape), "dtype": str(self.dtype),
                 "layers": [layer_config(layer) for layer in self.layers]}
 
@@ -155,7 +156,7 @@ class Sequential:
         names = [layer.name for layer in layers]
         model = cls(layers, dtype=config["dtype"], seed=seed, name=config["name"])
         if len(set(names)) != len(names):
-            raise ValueError(f"the layers' names are not unique: {names}")
+            raise InvalidValue(f"the layers' names are not unique: {names}")
         for layer, name in zip(model.layers, names, strict=True):  # the saved names, even if not Keras-style
             layer.name = name
         return model.build(config["input_shape"])
@@ -222,7 +223,7 @@ class Sequential:
     def summary(self, print_fn=print) -> str:
         """A Keras-like table: layer, output shape, parameter count; then the totals."""
         if not self.built:
-            raise ValueError("summary() needs a built model: pass input_shape or run one forward first")
+            raise InvalidValue("summary() needs a built model: pass input_shape or run one forward first")
         rows = [("Layer (type)", "Output Shape", "Param #")]
         shape = self.input_shape
         for layer in self.layers:

@@ -21,6 +21,7 @@ from .backend import get_backend, using_backend
 from .callbacks import TerminateOnNaN
 from .checkpoint import load_checkpoint
 from .checks import integer, positive_int
+from .exceptions import InvalidValue
 from .history import Evaluation, History  # noqa: F401  (tinynet.train.History, as before)
 from .inference import EVAL_BUFFER_BYTES, batched_outputs, predict_logits  # noqa: F401  (tinynet.train.predict_logits, as before)
 from .losses import check_model_fits
@@ -71,7 +72,7 @@ def _log_mode(verbose):
     try:
         return LOG_MODES[verbose]
     except (KeyError, TypeError):
-        raise ValueError(f"verbose must be True or 'auto', 1 or 'bar', 2 or 'epoch', 0, False or 'quiet', "
+        raise InvalidValue(f"verbose must be True or 'auto', 1 or 'bar', 2 or 'epoch', 0, False or 'quiet', "
                          f"got {verbose!r}") from None
 
 
@@ -125,7 +126,7 @@ def _split_validation(model, x, y, validation_data, validation_split):
     y = checks.class_labels(y, num_classes, len(x))
     if validation_data is None and validation_split:
         if not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            raise InvalidValue(f"validation_split must be in (0, 1), got {validation_split}")
         cut = len(x) - int(len(x) * validation_split)
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     if validation_data is not None:
@@ -157,9 +158,9 @@ def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals,
     if not cuda_graph:
         return plain, contextlib.nullcontext()
     if backend.name != "cupy":
-        raise ValueError(f"cuda_graph=True needs the 'cupy' backend, the model is on {backend.name!r}")
+        raise InvalidValue(f"cuda_graph=True needs the 'cupy' backend, the model is on {backend.name!r}")
     if not on_device:
-        raise ValueError(f"cuda_graph=True needs an optimizer that keeps its step count and learning rate on the "
+        raise InvalidValue(f"cuda_graph=True needs an optimizer that keeps its step count and learning rate on the "
                          f"device (Adam); {type(optimizer).__name__} counts steps on the host, which a replay skips")
     from .cuda_graph import CapturedStep
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ..arrays import to_numpy
+from ..exceptions import InvalidType, MissingDependency
 from ..layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..optional import INSTALL
 
 OPSET = 17
 
@@ -23,7 +25,7 @@ def _onnx():
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError("tinynet.interop.onnx needs the onnx package (pip install onnx); tinynet itself does not") \
+        raise MissingDependency(f"exporting to ONNX needs the onnx package, which tinynet itself does not: {INSTALL['onnx']}") \
             from exc
     return onnx
 
@@ -77,7 +79,7 @@ def build(model):
             else:
                 continue  # the identity at inference: the next node reads this one's input
         else:
-            raise TypeError(f"no ONNX operator for {type(layer).__name__}")
+            raise InvalidType(f"no ONNX operator for {type(layer).__name__}")
         current = out
 
     graph = helper.make_graph(

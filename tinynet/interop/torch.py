@@ -16,7 +16,9 @@ import numpy as np
 
 from ..arrays import to_numpy
 from ..backend import get_backend, using_backend
+from ..exceptions import InvalidType, InvalidValue, MissingDependency
 from ..layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..optional import INSTALL
 
 # Relative error per tensor below which the two engines agree: float64 leaves only summation order;
 # float32's own rounding, amplified through a deep network, stays under 1e-4 (measured on the zoo: 5e-5).
@@ -30,7 +32,8 @@ def _torch():
     try:
         import torch
     except ImportError as exc:
-        raise ImportError("tinynet.interop.torch needs PyTorch (pip install torch); tinynet itself does not") from exc
+        raise MissingDependency(f"comparing with PyTorch needs PyTorch, which tinynet itself does not: {INSTALL['torch']}") \
+            from exc
     return torch
 
 
@@ -87,7 +90,7 @@ def _module(torch, layer, dtype, dropout):
         return simple[type(layer)]()
     if isinstance(layer, Softmax):
         return nn.Softmax(dim=1)
-    raise TypeError(f"no PyTorch equivalent for {type(layer).__name__}")
+    raise InvalidType(f"no PyTorch equivalent for {type(layer).__name__}")
 
 
 def to_torch(model, dropout="random"):
@@ -97,7 +100,7 @@ def to_torch(model, dropout="random"):
     tinynet's layer drew in its latest training forward (a twin to compare one step with).
     """
     if dropout not in ("random", "last"):
-        raise ValueError(f"dropout must be 'random' or 'last', got {dropout!r}")
+        raise InvalidValue(f"dropout must be 'random' or 'last', got {dropout!r}")
     torch = _torch()
     dtype = getattr(torch, str(model.dtype))
     return torch.nn.Sequential(*[_module(torch, layer, dtype, dropout) for layer in model.layers])

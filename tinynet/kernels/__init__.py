@@ -24,6 +24,7 @@ import numbers
 import numpy as np
 
 from ..backend import check_array, get_backend
+from ..exceptions import InvalidType, InvalidValue
 from ..geometry import output_size
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -33,24 +34,24 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _array(a, what, ndim=None, dtypes=FLOATS):
     check_array(a, what)
     if a.dtype not in dtypes:
-        raise TypeError(f"{what} must be {' or '.join(map(str, dtypes))}, got {a.dtype}")
+        raise InvalidType(f"{what} must be {' or '.join(map(str, dtypes))}, got {a.dtype}")
     if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{what} must be {ndim}-D, got shape {tuple(a.shape)}")
+        raise InvalidValue(f"{what} must be {ndim}-D, got shape {tuple(a.shape)}")
     return a
 
 
 def _same(a, b, what_a, what_b):
     if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"{what_b} has shape {tuple(b.shape)} but {what_a} has {tuple(a.shape)}; they must match")
+        raise InvalidValue(f"{what_b} has shape {tuple(b.shape)} but {what_a} has {tuple(a.shape)}; they must match")
     if a.dtype != b.dtype:
-        raise TypeError(f"{what_b} is {b.dtype} but {what_a} is {a.dtype}; they must match")
+        raise InvalidType(f"{what_b} is {b.dtype} but {what_a} is {a.dtype}; they must match")
 
 
 def _int(v, what, low):
     if type(v) is int and v >= low:  # the common case, without the slower abstract-class check
         return v
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
+        raise InvalidValue(f"{what} must be an integer >= {low}, got {v!r}")
     return int(v)
 
 
@@ -58,7 +59,7 @@ def _window(kh, kw, stride, pads):
     kh, kw = _int(kh, "kernel height", 1), _int(kw, "kernel width", 1)
     sequences = isinstance(stride, (tuple, list)) and isinstance(pads, (tuple, list))
     if not sequences or len(stride) != 2 or len(pads) != 4:
-        raise ValueError(f"stride must be (sh, sw) and pads (top, bottom, left, right), got {stride!r} and {pads!r}")
+        raise InvalidValue(f"stride must be (sh, sw) and pads (top, bottom, left, right), got {stride!r} and {pads!r}")
     stride = (_int(stride[0], "stride", 1), _int(stride[1], "stride", 1))
     pads = tuple(_int(p, "padding", 0) for p in pads)
     return kh, kw, stride, pads
@@ -68,13 +69,13 @@ def output_hw(h, w, kh, kw, stride, pads):
     """Output height and width of a window op; a clear error when the window does not fit."""
     oh, ow = output_size((h, w), (kh, kw), stride, pads)
     if oh < 1 or ow < 1:
-        raise ValueError(f"a {kh}x{kw} window does not fit a {h}x{w} input with pads {tuple(pads)}")
+        raise InvalidValue(f"a {kh}x{kw} window does not fit a {h}x{w} input with pads {tuple(pads)}")
     return oh, ow
 
 
 def _image_shape(x_shape):
     if len(x_shape) != 4 or any(_int(s, "x_shape entry", 1) < 1 for s in x_shape):
-        raise ValueError(f"x_shape must be (N, C, H, W) of positive sizes, got {tuple(x_shape)}")
+        raise InvalidValue(f"x_shape must be (N, C, H, W) of positive sizes, got {tuple(x_shape)}")
     return tuple(int(s) for s in x_shape)
 
 
@@ -110,7 +111,7 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     kh, kw, stride, pads = _window(kh, kw, stride, pads)
     oh, ow = output_hw(h, w, kh, kw, stride, pads)
     if tuple(cols.shape) != (c * kh * kw, n * oh * ow):
-        raise ValueError(f"col2im columns must have shape {(c * kh * kw, n * oh * ow)} for x_shape {(n, c, h, w)}, "
+        raise InvalidValue(f"col2im columns must have shape {(c * kh * kw, n * oh * ow)} for x_shape {(n, c, h, w)}, "
                          f"got {tuple(cols.shape)}")
     return _impl().col2im(cols, (n, c, h, w), kh, kw, stride, pads)
 
@@ -124,9 +125,9 @@ def matmul(a, b):
     _array(a, "left matrix", 2)
     _array(b, "right matrix", 2)
     if a.dtype != b.dtype:
-        raise TypeError(f"the right matrix is {b.dtype} but the left is {a.dtype}; they must match")
+        raise InvalidType(f"the right matrix is {b.dtype} but the left is {a.dtype}; they must match")
     if a.shape[1] != b.shape[0]:
-        raise ValueError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: the inner sizes {a.shape[1]} and "
+        raise InvalidValue(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: the inner sizes {a.shape[1]} and "
                          f"{b.shape[0]} differ")
     return _impl().matmul(a, b)
 
@@ -137,10 +138,10 @@ def gemm_to_nchw(out, bias, n, oh, ow):
     _array(bias, "bias", 1)
     n, oh, ow = _int(n, "n", 1), _int(oh, "oh", 1), _int(ow, "ow", 1)
     if tuple(out.shape) != (out.shape[0], n * oh * ow) or tuple(bias.shape) != (out.shape[0],):
-        raise ValueError(f"conv output {tuple(out.shape)} and bias {tuple(bias.shape)} do not fit "
+        raise InvalidValue(f"conv output {tuple(out.shape)} and bias {tuple(bias.shape)} do not fit "
                          f"(F, {n * oh * ow}) and (F,)")
     if bias.dtype != out.dtype:
-        raise TypeError(f"bias is {bias.dtype} but the conv output is {out.dtype}")
+        raise InvalidType(f"bias is {bias.dtype} but the conv output is {out.dtype}")
     return _impl().gemm_to_nchw(out, bias, n, oh, ow)
 
 
@@ -153,9 +154,9 @@ def nchw_to_gemm(y):
 def _conv_weights(x, W, what):
     _array(W, f"{what} weights", 4)
     if W.dtype != x.dtype:
-        raise TypeError(f"{what} weights are {W.dtype} but the input is {x.dtype}; they must match")
+        raise InvalidType(f"{what} weights are {W.dtype} but the input is {x.dtype}; they must match")
     if W.shape[1] != x.shape[1]:
-        raise ValueError(f"{what} weights {tuple(W.shape)} expect {W.shape[1]} input channels, got {x.shape[1]} "
+        raise InvalidValue(f"{what} weights {tuple(W.shape)} expect {W.shape[1]} input channels, got {x.shape[1]} "
                          f"(input {tuple(x.shape)})")
 
 
@@ -169,7 +170,7 @@ def conv_direct_pays(x_shape, w_shape, stride, pads):
     input (N, C, H, W), weights (F, C, KH, KW), stride and pads: a speed choice, the numbers are the same."""
     x_shape, w_shape = _image_shape(x_shape), tuple(w_shape)
     if len(w_shape) != 4:
-        raise ValueError(f"conv_direct_pays needs weights (F, C, KH, KW), got {w_shape}")
+        raise InvalidValue(f"conv_direct_pays needs weights (F, C, KH, KW), got {w_shape}")
     _, _, stride, pads = _window(w_shape[2], w_shape[3], stride, pads)
     return bool(_impl().conv_direct_pays(x_shape, w_shape, stride, pads))
 
@@ -180,9 +181,9 @@ def conv_direct_forward(x, W, b, pads):
     _conv_weights(x, W, "convolution")
     _array(b, "convolution bias", 1)
     if b.dtype != x.dtype:
-        raise TypeError(f"convolution bias is {b.dtype} but the input is {x.dtype}; they must match")
+        raise InvalidType(f"convolution bias is {b.dtype} but the input is {x.dtype}; they must match")
     if tuple(b.shape) != (W.shape[0],):
-        raise ValueError(f"convolution bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        raise InvalidValue(f"convolution bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
     pads, _ = _direct_output_hw(x, W, pads)
     return _impl().conv_direct_forward(x, W, b, pads)
 
@@ -195,12 +196,12 @@ def conv_direct_backward(dy, x, W, pads, input_grad=True):
     pads, (oh, ow) = _direct_output_hw(x, W, pads)
     expected = (x.shape[0], W.shape[0], oh, ow)
     if dy.dtype != x.dtype:
-        raise TypeError(f"convolution gradient is {dy.dtype} but the input is {x.dtype}; they must match")
+        raise InvalidType(f"convolution gradient is {dy.dtype} but the input is {x.dtype}; they must match")
     if tuple(dy.shape) != expected:
-        raise ValueError(f"convolution gradient must have shape {expected} for input {tuple(x.shape)} and weights "
+        raise InvalidValue(f"convolution gradient must have shape {expected} for input {tuple(x.shape)} and weights "
                          f"{tuple(W.shape)}, got {tuple(dy.shape)}")
     if not isinstance(input_grad, bool):
-        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
+        raise InvalidType(f"input_grad must be True or False, got {input_grad!r}")
     return _impl().conv_direct_backward(dy, x, W, pads, input_grad)
 
 
@@ -210,7 +211,7 @@ def maxpool_forward(x, kh, kw, stride, pads):
     _array(x, "max-pool input", 4)
     kh, kw, stride, pads = _window(kh, kw, stride, pads)
     if kh * kw > 127:
-        raise ValueError(f"a {kh}x{kw} window has more positions than an int8 argmax can index (127)")
+        raise InvalidValue(f"a {kh}x{kw} window has more positions than an int8 argmax can index (127)")
     output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
     return _impl().maxpool_forward(x, kh, kw, stride, pads)
 
@@ -223,7 +224,7 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     kh, kw, stride, pads = _window(kh, kw, stride, pads)
     oh, ow = output_hw(h, w, kh, kw, stride, pads)
     if tuple(dy.shape) != (n, c, oh, ow) or tuple(argmax.shape) != (n, c, oh, ow):
-        raise ValueError(f"max-pool gradient {tuple(dy.shape)} and argmax {tuple(argmax.shape)} must both be "
+        raise InvalidValue(f"max-pool gradient {tuple(dy.shape)} and argmax {tuple(argmax.shape)} must both be "
                          f"{(n, c, oh, ow)} for x_shape {(n, c, h, w)}")
     return _impl().maxpool_backward(dy, argmax, (n, c, h, w), kh, kw, stride, pads)
 
@@ -254,13 +255,13 @@ def dropout(x, seed, calls, rate):
     _array(x, "dropout input")
     check_array(calls, "dropout call counter")
     if calls.dtype != np.uint64 or tuple(calls.shape) != (1,):
-        raise TypeError(f"the dropout call counter must be a uint64 array of shape (1,), got {calls.dtype} "
+        raise InvalidType(f"the dropout call counter must be a uint64 array of shape (1,), got {calls.dtype} "
                         f"{tuple(calls.shape)}")
     seed = _int(seed, "dropout seed", 0)
     if seed >= 2**64:
-        raise ValueError(f"dropout seed must be below 2**64, got {seed}")
+        raise InvalidValue(f"dropout seed must be below 2**64, got {seed}")
     if not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+        raise InvalidValue(f"dropout rate must be in [0, 1), got {rate!r}")
     return _impl().dropout(x, seed, calls, float(rate))
 
 
@@ -278,12 +279,12 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps):
     for what, a in (("step count t", t), ("learning rate", lr)):
         check_array(a, f"Adam {what}")
         if a.dtype != np.float64 or tuple(a.shape) != (1,):
-            raise TypeError(f"Adam {what} must be a float64 array of shape (1,), got {a.dtype} {tuple(a.shape)}")
+            raise InvalidType(f"Adam {what} must be a float64 array of shape (1,), got {a.dtype} {tuple(a.shape)}")
     for what, b in (("beta1", b1), ("beta2", b2)):
         if not isinstance(b, numbers.Real) or not 0 <= b < 1:
-            raise ValueError(f"{what} must be in [0, 1), got {b!r}")
+            raise InvalidValue(f"{what} must be in [0, 1), got {b!r}")
     if not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+        raise InvalidValue(f"eps must be > 0, got {eps!r}")
     return _impl().adam_update(p, g, m, v, t, lr, float(b1), float(b2), float(eps))
 
 
@@ -291,7 +292,7 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps):
 def _channels(x, what):
     _array(x, what)
     if x.ndim not in (2, 4) or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{what} must be (N, C, H, W) or (N, C) with N, C > 0, got shape {tuple(x.shape)}")
+        raise InvalidValue(f"{what} must be (N, C, H, W) or (N, C) with N, C > 0, got shape {tuple(x.shape)}")
     return x
 
 
@@ -299,7 +300,7 @@ def _per_channel_vectors(x, **vectors):
     for what, v in vectors.items():
         _array(v, f"BatchNorm {what}", 1)
         if tuple(v.shape) != (x.shape[1],) or v.dtype != x.dtype:
-            raise ValueError(f"BatchNorm {what} must be {x.dtype} of shape ({x.shape[1]},) for input "
+            raise InvalidValue(f"BatchNorm {what} must be {x.dtype} of shape ({x.shape[1]},) for input "
                              f"{tuple(x.shape)}, got {v.dtype} {tuple(v.shape)}")
 
 
@@ -312,7 +313,7 @@ def batchnorm_forward(x, gamma, beta, eps):
     _channels(x, "BatchNorm input")
     _per_channel_vectors(x, gamma=gamma, beta=beta)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < float("inf"):
-        raise ValueError(f"BatchNorm eps must be a finite number > 0, got {eps!r}")
+        raise InvalidValue(f"BatchNorm eps must be a finite number > 0, got {eps!r}")
     return _impl().batchnorm_forward(x, gamma, beta, float(eps))
 
 
@@ -335,12 +336,12 @@ def softmax_cross_entropy(logits, labels, totals=None):
     """
     _array(logits, "logits", 2)
     if logits.shape[0] == 0 or logits.shape[1] == 0:
-        raise ValueError(f"logits must have shape (N, K) with N, K > 0, got {tuple(logits.shape)}")
+        raise InvalidValue(f"logits must have shape (N, K) with N, K > 0, got {tuple(logits.shape)}")
     check_array(labels, "labels")
     if labels.dtype != np.int64 or tuple(labels.shape) != (logits.shape[0],):
-        raise TypeError(f"labels must be int64 of shape ({logits.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+        raise InvalidType(f"labels must be int64 of shape ({logits.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
     if totals is not None:
         check_array(totals, "loss totals")
         if totals.dtype != np.float64 or tuple(totals.shape) != (2,):
-            raise TypeError(f"loss totals must be float64 of shape (2,), got {totals.dtype} {tuple(totals.shape)}")
+            raise InvalidType(f"loss totals must be float64 of shape (2,), got {totals.dtype} {tuple(totals.shape)}")
     return _impl().softmax_cross_entropy(logits, labels, totals)

@@ -27,6 +27,7 @@ import numpy as np
 import tinynet.kernels.numpy_ref as numpy_ref  # the reference, for the kernels this file leaves to CuPy
 
 from ..counter_rng import dropout_threshold
+from ..exceptions import InvalidValue
 from .numpy_ref import _out_hw
 
 SOURCE = Path(__file__).with_suffix(".cu")
@@ -203,7 +204,7 @@ def relu_backward(dy, y):
 
 def adam_update(p, g, m, v, t, lr, b1, b2, eps):
     if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
-        raise ValueError("the CUDA Adam update works in place on flat buffers: parameters and moments must be "
+        raise InvalidValue("the CUDA Adam update works in place on flat buffers: parameters and moments must be "
                          "C-contiguous")
     _launch("adam_update", p.dtype, p.size, p, cp.ascontiguousarray(g), m, v, t, lr, np.float64(b1),
             np.float64(b2), p.dtype.type(eps), _i64(p.size))

@@ -1,5 +1,6 @@
 """Layers: each a class with ``forward(x, training=False)`` and ``backward(dy) -> dx``."""
 
+from ..exceptions import InvalidType, InvalidValue
 from .base import Layer
 from .batchnorm import BatchNorm
 from .conv2d import Conv2D
@@ -17,7 +18,7 @@ BUILT_IN = (Conv2D, MaxPool2D, Dense, Flatten, ReLU, Sigmoid, Softmax, Dropout, 
 LAYERS = {cls.__name__: cls for cls in BUILT_IN}
 
 
-class UnregisteredLayer(ValueError):
+class UnregisteredLayer(InvalidValue):
     """A layer of the user's own that was not registered, so no saved architecture can name it."""
 
 
@@ -26,10 +27,10 @@ def register(cls):
     ``tinynet.load_model`` rebuilds it (``cls(**layer.get_config())``) in any program that registered it too.
     Usable as a decorator (``@tinynet.layers.register``); registering the same class again is harmless."""
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise TypeError(f"register takes a subclass of tinynet.layers.Layer, got {cls!r:.80}")
+        raise InvalidType(f"register takes a subclass of tinynet.layers.Layer, got {cls!r:.80}")
     taken = LAYERS.get(cls.__name__)
     if taken is not None and taken is not cls:
-        raise ValueError(f"a layer class named {cls.__name__!r} is registered already ({taken.__module__}."
+        raise InvalidValue(f"a layer class named {cls.__name__!r} is registered already ({taken.__module__}."
                          f"{taken.__qualname__}); checkpoints name layers by class name, so rename {cls.__qualname__}")
     LAYERS[cls.__name__] = cls
     return cls
@@ -49,15 +50,15 @@ def layer_config(layer) -> dict:
 def from_config(spec) -> Layer:
     """The layer ``layer_config`` describes; a ValueError or TypeError says what is wrong with ``spec``."""
     if not (isinstance(spec, dict) and set(spec) == {"class_name", "name", "config"}):
-        raise ValueError(f"a layer must be {{'class_name': ..., 'name': ..., 'config': {{...}}}}, got {spec!r:.100}")
+        raise InvalidValue(f"a layer must be {{'class_name': ..., 'name': ..., 'config': {{...}}}}, got {spec!r:.100}")
     cls = LAYERS.get(spec["class_name"]) if isinstance(spec["class_name"], str) else None
     if cls is None:
-        raise ValueError(f"unknown layer class {spec['class_name']!r:.60} (the registered layers: {', '.join(LAYERS)}; "
+        raise InvalidValue(f"unknown layer class {spec['class_name']!r:.60} (the registered layers: {', '.join(LAYERS)}; "
                          "a layer of your own must be registered with tinynet.layers.register before loading)")
     if not (isinstance(spec["name"], str) and spec["name"]):
-        raise ValueError(f"the name of a {cls.__name__} must be a non-empty string, got {spec['name']!r:.60}")
+        raise InvalidValue(f"the name of a {cls.__name__} must be a non-empty string, got {spec['name']!r:.60}")
     if not isinstance(spec["config"], dict):
-        raise ValueError(f"the config of {spec['name']!r:.60} must be a mapping of argument names to values, "
+        raise InvalidValue(f"the config of {spec['name']!r:.60} must be a mapping of argument names to values, "
                          f"got {spec['config']!r:.100}")
     try:
         layer = cls(**spec["config"])

@@ -9,6 +9,7 @@ import numpy as np
 from .. import checks
 from ..arrays import Array
 from ..backend import Backend, get_backend
+from ..exceptions import InvalidValue
 from ..parameter import Parameter
 
 
@@ -40,7 +41,7 @@ class Layer:
         """Fix the input shape (without batch axis) and dtype; create parameters."""
         input_shape = tuple(int(s) for s in input_shape)
         if self.sample_ndim is not None and len(input_shape) != self.sample_ndim:
-            raise ValueError(
+            raise InvalidValue(
                 f"{type(self).__name__} expects samples with {self.sample_ndim} dims, "
                 f"got input_shape {input_shape}"
             )

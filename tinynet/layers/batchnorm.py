@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import real
+from ..exceptions import InvalidValue
 from .base import Layer
 
 
@@ -31,7 +32,7 @@ class BatchNorm(Layer):
 
     def build(self, input_shape, dtype=np.float32, rng=None):
         if len(input_shape) not in (1, 3):
-            raise ValueError(
+            raise InvalidValue(
                 f"BatchNorm expects (N, C, H, W) or (N, features) input, got samples of shape {tuple(input_shape)}"
             )
         super().build(input_shape, dtype, rng)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import integer, positive_int
+from ..exceptions import InvalidValue
 from ..init import glorot_uniform
 from ..padding import check_padding, pair, window_geometry
 from .base import Layer
@@ -57,7 +58,7 @@ class Conv2D(Layer):
     def _create_params(self, rng):
         c = self.input_shape[0]
         if self.in_channels is not None and self.in_channels != c:
-            raise ValueError(f"Conv2D was declared with in_channels={self.in_channels} but got {c} channels")
+            raise InvalidValue(f"Conv2D was declared with in_channels={self.in_channels} but got {c} channels")
         self.in_channels = c
         self.pads, self.oh, self.ow = self._geometry(self.input_shape)
         kh, kw = self.kernel

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import integer, positive_int
+from ..exceptions import InvalidValue
 from ..init import glorot_uniform
 from .base import Layer
 
@@ -37,7 +38,7 @@ class Dense(Layer):
     def _create_params(self, rng):
         n_in = self.input_shape[0]
         if self.in_features is not None and self.in_features != n_in:
-            raise ValueError(f"Dense was declared with in_features={self.in_features} but got {n_in}")
+            raise InvalidValue(f"Dense was declared with in_features={self.in_features} but got {n_in}")
         self.in_features = n_in
         shape = (n_in, self.out_features)
         self._new_param("W", glorot_uniform(rng, shape, fan_in=n_in, fan_out=self.out_features))

@@ -12,6 +12,7 @@ from ..arrays import array_library, to_numpy, xp_of
 from ..backend import get_backend, using_backend
 from ..checks import integer, real
 from ..counter_rng import GOLDEN, splitmix64
+from ..exceptions import InvalidType, InvalidValue
 from .base import Layer
 
 
@@ -64,9 +65,9 @@ class Dropout(Layer):
             return x
         if self.fixed_mask is not None:
             if tuple(self.fixed_mask.shape) != tuple(x.shape):
-                raise ValueError(f"fixed_mask has shape {tuple(self.fixed_mask.shape)}, input has {tuple(x.shape)}")
+                raise InvalidValue(f"fixed_mask has shape {tuple(self.fixed_mask.shape)}, input has {tuple(x.shape)}")
             if not get_backend().owns(self.fixed_mask):
-                raise TypeError(
+                raise InvalidType(
                     f"fixed_mask is a {type(self.fixed_mask).__module__.split('.')[0]} array but the layer runs on the "
                     f"{get_backend().name!r} backend; move it first, e.g. tinynet.get_backend({get_backend().name!r})"
                     ".asarray(mask)"

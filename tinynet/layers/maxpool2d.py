@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import kernels
+from ..exceptions import InvalidValue
 from ..padding import check_padding, pair, window_geometry
 from .base import Layer
 
@@ -20,11 +21,11 @@ class MaxPool2D(Layer):
         super().__init__()
         self.kernel = pair(pool_size, "pool_size")
         if self.kernel[0] * self.kernel[1] > 127:
-            raise ValueError(f"pool_size {self.kernel} is too large (at most 127 elements per window)")
+            raise InvalidValue(f"pool_size {self.kernel} is too large (at most 127 elements per window)")
         self.stride = pair(stride if stride is not None else self.kernel, "stride")
         self.padding = check_padding(padding)
         if isinstance(self.padding, int) and self.padding >= min(self.kernel):
-            raise ValueError(f"MaxPool2D padding must be smaller than the pool {self.kernel} (a window of padding "
+            raise InvalidValue(f"MaxPool2D padding must be smaller than the pool {self.kernel} (a window of padding "
                              f"alone has no maximum), got {padding!r}")
         self.name = "max_pooling2d"
 
