@@ -31,7 +31,7 @@ def fits(layer, shape):
 @given(f=st.integers(1, 4), **geometry)
 def test_conv2d_matches_naive(backend, dtype, f, n, c, h, w, kh, kw, sh, sw, pad, seed):
     layer = Conv2D(f, (kh, kw), stride=(sh, sw), padding=pad, seed=seed)
-    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hardening)
+    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hostile_files_and_inputs)
     x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(dtype)
     y = host(layer.forward(backend.asarray(x)))
     assert y.dtype == dtype
@@ -45,7 +45,7 @@ def test_maxpool2d_matches_naive(backend, dtype, n, c, h, w, kh, kw, sh, sw, pad
     if isinstance(pad, int):
         pad = "same" if pad else "valid"
     layer = MaxPool2D((kh, kw), stride=(sh, sw), padding=pad)
-    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hardening)
+    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hostile_files_and_inputs)
     x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(dtype)
     y = host(layer.forward(backend.asarray(x)))
     assert y.dtype == dtype
@@ -57,7 +57,7 @@ def test_maxpool2d_matches_naive(backend, dtype, n, c, h, w, kh, kw, sh, sw, pad
 def test_col2im_is_the_adjoint_of_im2col(backend, n, c, h, w, kh, kw, sh, sw, pad, seed):
     """<im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of an adjoint."""
     layer = Conv2D(1, (kh, kw), stride=(sh, sw), padding=pad)
-    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hardening)
+    assume(fits(layer, (c, h, w)))  # no output pixel: the layer rejects it (tested in test_hostile_files_and_inputs)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w))
     layer.build((c, h, w), np.float64)

@@ -1,4 +1,5 @@
-"""Attacks on tinynet, each answered by one clear error with nothing lost (issue: hardening)."""
+"""Attacks on tinynet: hostile and damaged files (pickles, truncated or mutated checkpoints and data, gzip
+bombs), a kill mid-save, bad inputs; each answered by one clear error with nothing lost."""
 
 import gzip
 import os

@@ -1,4 +1,4 @@
-"""Checkpoint defects by class (issue #11): tensor dtypes and duplicate names, metadata trusted on resume,
+"""Damaged and unusual checkpoint files, by class: tensor dtypes and duplicate names, metadata trusted on resume,
 concurrent saves, NaN and inf in the weights. Each bad file is one CheckpointError naming what and where,
 raised before anything in the model, the optimizer or an RNG changes."""
 

@@ -1,4 +1,4 @@
-"""Issue #11, second round of hostile testing: layer reuse, NumPy scalars as hyper-parameters, half-done
+"""Arguments and assembly: one layer object used twice, NumPy scalars as hyper-parameters, half-done
 optimizer steps. (NaN in the data: test_training.py; kernels on bad input: test_kernel_parity.py.)"""
 
 import numpy as np
