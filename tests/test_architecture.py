@@ -27,7 +27,8 @@ LAYERS = {
     "the model and its files": ["checkpoint_meta", "checkpoint", "sequential", "loading", "callbacks", "gradcheck",
                                 "inspection", "interop", "interop.onnx", "interop.torch"],
     "training": ["train", "report", "testing", "errors"],
-    "application": ["experiment", "cli.parser", "cli.commands", "cli.train", "cli.main", "cli", "__main__", ""],
+    "application": ["experiment", "cli.parser", "cli.commands", "cli.gradcheck", "cli.train", "cli.main", "cli", "__main__",
+                    ""],
 }
 LAYER_OF = {module: i for i, modules in enumerate(LAYERS.values()) for module in modules}
 

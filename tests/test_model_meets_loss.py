@@ -103,3 +103,19 @@ def test_an_empty_sequential_is_refused_when_built():
 def test_from_logits_must_be_a_bool(bad):
     with pytest.raises(TypeError, match="from_logits must be True or False"):
         SoftmaxCrossEntropy(from_logits=bad)
+
+
+def test_the_cli_evaluates_a_softmax_model_with_the_cross_entropy_of_its_probabilities(fashion, tmp_path, capsys):
+    """A Keras-style model saved from Python (last layer Softmax): `tinynet evaluate` must not apply a second softmax."""
+    from tinynet.cli import main
+    from tinynet.data import to_float
+
+    model = Sequential([Flatten(), Dense(10, seed=0), Softmax()], input_shape=(1, 28, 28), seed=0)
+    (x, y), (x_test, y_test) = fashion
+    fit(model, SoftmaxCrossEntropy(from_logits=False), Adam(model.parameters(), lr=1e-2), to_float(x[:2000]), y[:2000],
+        epochs=1, verbose=False)
+    path = model.save(tmp_path / "softmax.safetensors")
+    assert main(["evaluate", str(path)]) == 0
+    p = model.predict(to_float(x_test)).astype(np.float64)
+    true_loss = -np.log(np.clip(p[np.arange(len(y_test)), y_test], 1e-7, 1)).mean()
+    assert f"loss {true_loss:.4f}" in capsys.readouterr().out

@@ -282,7 +282,8 @@ def _warm_up(model, x, y):
     """One training step on a copy of the model: Numba and CUDA compile their kernels now, not in the first epoch."""
     twin = copy.deepcopy(model)
     b = get_backend(twin.backend)
-    training.train_step(twin, SoftmaxCrossEntropy(), Adam(twin.parameters()), b.asarray(x), b.asarray(np.asarray(y)))
+    loss = SoftmaxCrossEntropy.for_model(twin)
+    training.train_step(twin, loss, Adam(twin.parameters()), b.asarray(x), b.asarray(np.asarray(y)))
     twin.predict(x)
     b.synchronize()
 
@@ -290,7 +291,7 @@ def _warm_up(model, x, y):
 def _train(recipe, model, x_tr, y_tr, val, n_test, folder, backend_name):
     """Warm up, then fit: returns the history, the seconds compiling and the seconds training."""
     opt = Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    train_loss = SoftmaxCrossEntropy(label_smoothing=recipe.label_smoothing)
+    train_loss = SoftmaxCrossEntropy.for_model(model, label_smoothing=recipe.label_smoothing)
     callbacks = callbacks_for(recipe, folder)
     augment = Augment(shift=recipe.augment_shift, flip=True, seed=recipe.seed) if recipe.augment else None
     t0 = time.perf_counter()
@@ -341,7 +342,7 @@ def train_one(recipe, split, folder=None, *, backend=None, code=None):
     chosen = meta["parsed"].get("epoch", len(history) - 1) + 1 if meta else len(history)
     t0 = time.perf_counter()
     # the report's test loss is plain cross-entropy whatever the training target was, so runs compare
-    report = build_report(model, SoftmaxCrossEntropy(), x_test, split.y_test, x_tr, split.y_train,
+    report = build_report(model, SoftmaxCrossEntropy.for_model(model), x_test, split.y_test, x_tr, split.y_train,
                           class_names=DATASET.class_names)
     evaluate_seconds = time.perf_counter() - t0
     text = format_text(report)

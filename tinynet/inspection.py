@@ -164,10 +164,10 @@ def inspect_model(model, x, y, loss=None) -> Inspection:
     """One training-mode forward and backward pass of ``model`` on images ``x`` with labels ``y``.
 
     It runs on a copy, so the model's BatchNorm statistics, dropout generators and gradients stay as they were.
-    ``loss`` defaults to ``SoftmaxCrossEntropy()``.
+    ``loss`` defaults to ``SoftmaxCrossEntropy.for_model(model)`` (from probabilities if it ends in Softmax).
     """
     model = copy.deepcopy(model)
-    loss = loss or SoftmaxCrossEntropy()
+    loss = loss or SoftmaxCrossEntropy.for_model(model)
     b = get_backend(model.backend)
     outputs, grads = {}, {}  # by layer name: its output, and dL/d(that output)
     out = model.forward(b.asarray(x), training=True, trace=lambda layer, _, y_: outputs.setdefault(layer.name, y_))

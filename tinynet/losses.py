@@ -44,6 +44,13 @@ class SoftmaxCrossEntropy:
             raise InvalidType(f"from_logits must be True or False, got {from_logits!r}")
         self.from_logits = from_logits
 
+    @classmethod
+    def for_model(cls, model, **kwargs):
+        """The loss that fits ``model``'s output: from probabilities when it ends in Softmax, else from logits."""
+        from .layers import Softmax
+
+        return cls(from_logits=not isinstance(model.layers[-1], Softmax), **kwargs)
+
     def __repr__(self):
         args = [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
         args += [] if self.from_logits else ["from_logits=False"]

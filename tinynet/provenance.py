@@ -78,6 +78,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_vector_isa() -> str | None:
+    """The widest vector instructions the CPU offers for float32 arithmetic ("AVX-512", "AVX2", "NEON"...), from
+    /proc/cpuinfo's flags: with the CPU's model, what a speed figure needs beside it."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return None
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sve", "SVE"), ("asimd", "NEON")):
+        if flag in flags:
+            return name
+    return None
+
+
 _NOW = object()
 
 
@@ -104,6 +118,7 @@ def record(recipe: dict, git=_NOW) -> dict:
         "numba": getattr(numba, "__version__", None),
         "cupy": getattr(cupy, "__version__", None),
         "cpu": _cpu_model(),
+        "vector_isa": cpu_vector_isa(),
         "cores": os.cpu_count(),
         "threads": threads,
         "command": " ".join(["tinynet", *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,

@@ -1,9 +1,8 @@
-"""The ``tinynet`` commands other than train: evaluate, predict, inspect, gradcheck, data, export and models. Each
-takes the parsed options and returns the exit status."""
+"""The ``tinynet`` commands other than train and gradcheck: evaluate, predict, inspect, data, export and models.
+Each takes the parsed options and returns the exit status."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,43 +18,6 @@ def cmd_models(args):
         mark = " (default)" if name == models.DEFAULT else ""
         print(f"{name:<26}{info.params:>12,}   {info.keras_reference}{mark}")
     return 0
-
-
-def cmd_gradcheck(args):
-    from tqdm.auto import tqdm
-
-    import tinynet
-    from tinynet import models
-    from tinynet.losses import SoftmaxCrossEntropy
-
-    backend = pick_backend(args.backend)
-    model = models.build(args.model, seed=args.seed, dtype="float64")
-    rng = np.random.default_rng(args.seed)
-    x = rng.random((args.batch, *model.input_shape))
-    y = rng.integers(0, model.output_shape[0], args.batch)
-    if args.against == "torch":
-        from tinynet.interop.torch import compare_gradients
-
-        results = [compare_gradients(model, x, y, dtype) for dtype in args.dtypes.split(",")]
-        for r in results:
-            print(f"{args.model} against PyTorch's autograd ({r.dtype}, batch {args.batch}, loss included, "
-                  f"backend {backend.name})")
-            print(r, end="\n\n")
-        return 0 if all(r.ok for r in results) else 1
-    # the bar on a terminal only, as train's: redrawn frames would fill a log file
-    with tqdm(total=len(model.parameters()) + 1, desc=f"gradcheck {args.model}", unit="tensor", leave=False,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
-
-        def progress(done, total, name):
-            bar.update(done - bar.n)
-            bar.set_postfix_str(name, refresh=True)
-
-        report = tinynet.gradcheck(model, x, y, SoftmaxCrossEntropy(), max_entries=args.entries, seed=args.seed,
-                                   progress=progress)
-    print(f"gradient check of {args.model} (weights drawn from seed {args.seed}) on the {backend.name} backend:\n"
-          f"float64, {args.batch} random images (pixels in [0, 1)) with random labels, through the loss\n")
-    print(report.format(entries=args.show))
-    return 0 if report.ok else 1
 
 
 def _load_data(args):
@@ -96,7 +58,7 @@ def cmd_evaluate(args):
     backend = pick_backend(args.backend)
     model, meta = _model_from_checkpoint(args.checkpoint, backend)
     _, (x_test, y_test) = _load_data(args)
-    report = build_report(model, SoftmaxCrossEntropy(), to_float(x_test).astype(model.dtype), y_test,
+    report = build_report(model, SoftmaxCrossEntropy.for_model(model), to_float(x_test).astype(model.dtype), y_test,
                           class_names=DATASET.class_names)
     report.pop("_test_logits")
     print(f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")

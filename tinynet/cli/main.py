@@ -9,7 +9,8 @@ import time
 
 from tinynet.errors import EXPECTED
 
-from .commands import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_inspect, cmd_models, cmd_predict
+from .commands import cmd_data, cmd_evaluate, cmd_export, cmd_inspect, cmd_models, cmd_predict
+from .gradcheck import cmd_gradcheck
 from .parser import build_parser, given_options
 from .train import cmd_train, resume_hint
 

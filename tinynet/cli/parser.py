@@ -214,6 +214,17 @@ def _add_evaluation_commands(sub, on_backend, with_data):
     s.add_argument("--plots", help="also write samples.png and dataset.png into this folder")
 
 
+def _shape(text):
+    """'3,8,8' -> (3, 8, 8): the shape of one sample, positive sizes."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is sizes separated by commas, e.g. 3,8,8; got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return shape
+
+
 def _add_model_commands(sub, on_backend):
     """inspect, export, models and gradcheck: a model's shapes, statistics, graph and gradients."""
     s = sub.add_parser("inspect", parents=[on_backend],
@@ -226,8 +237,12 @@ def _add_model_commands(sub, on_backend):
     s.add_argument("checkpoint")
     s.add_argument("output", help="the .onnx file to write")
     sub.add_parser("models", help="list the models with parameter counts")
-    s = sub.add_parser("gradcheck", parents=[on_backend], help="finite-difference check of a whole model, per tensor")
-    s.add_argument("model", nargs="?", default="cnn_dropout02")
+    s = sub.add_parser("gradcheck", parents=[on_backend],
+                       help="finite-difference check of a model of the zoo, or of a layer or model of your own")
+    s.add_argument("model", nargs="?", default="cnn_dropout02",
+                   help="a model of tinynet models, or FILE.py:NAME: a Layer, a Sequential, or a class or function "
+                        "making one")
+    s.add_argument("--input-shape", type=_shape, help="with a layer of your own: one sample's shape, e.g. 3,8,8")
     s.add_argument("--batch", type=_int_from(1), default=4,
                    help="images (BatchNorm over 2 samples would make most gradients 0)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
