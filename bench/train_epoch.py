@@ -306,6 +306,8 @@ def markdown(rows, peak):
 
 
 def bar_chart(rows, path):
+    """The training speed of each (model, batch) on each backend as labelled bars, written to ``path``; the title
+    names how many images the rows timed (their ``images``). Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,14 +320,19 @@ def bar_chart(rows, path):
     for k, be in enumerate(backends):
         vals = [next((r["train_img_s"] for r in rows if r["backend"] == be and (r["model"], r["batch"]) == g), 0)
                 for g in groups]
-        ax.bar(np.arange(len(groups)) + k * width, vals, width, label=be)
+        bars = ax.bar(np.arange(len(groups)) + k * width, vals, width, label=be)
+        ax.bar_label(bars, [f"{v:,.0f}" if v else "" for v in vals], padding=2, fontsize=7)  # no bar: no run
     ax.set_xticks(np.arange(len(groups)) + width * (len(backends) - 1) / 2,
                   [f"{m}\nbatch {b}" for m, b in groups], fontsize=8)
+    ax.margins(y=0.12)  # room above the tallest bar for its label
     ax.set_ylabel("training images / s")
-    ax.set_title("one epoch of Fashion-MNIST, training")
+    counts = sorted({int(r["images"]) for r in rows})
+    ax.set_title(f"training speed on {' or '.join(f'{n:,}' for n in counts)} Fashion-MNIST images "
+                 "(each bar: images/s)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
 
 
 if __name__ == "__main__":

@@ -159,3 +159,20 @@ def test_keep_run_copies_one_run_and_summarises_seeds_trained_in_separate_sittin
     assert json.loads((runs / "accuracy" / "three" / "seed2.json").read_text())["test_accuracy"] == 0.94
     with pytest.raises(SystemExit, match="repeat"):
         keep([tmp_path / "a", tmp_path / "a"], "twice", runs=runs)
+
+
+def test_bar_chart_names_the_images_timed_and_labels_each_bar_with_its_speed(tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from bench.train_epoch import bar_chart
+
+    rows = [dict(_row("cnn_dropout02", "numpy", 128, 1650.3), images=6_000),
+            dict(_row("cnn_dropout02", "numba", 128, 4210.9), images=6_000),
+            dict(_row("deep_bn_cnn", "numpy", 128, 310.2), images=6_000)]
+    fig = bar_chart(rows, tmp_path / "speed.png")
+    try:
+        ax = fig.axes[0]
+        assert "6,000" in ax.get_title() and "one epoch" not in ax.get_title()
+        assert [t.get_text() for t in ax.texts] == ["1,650", "310", "4,211", ""]  # numba ran no deep_bn_cnn: no label
+        assert ax.get_ylabel() == "training images / s" and (tmp_path / "speed.png").stat().st_size > 1000
+    finally:
+        plt.close(fig)

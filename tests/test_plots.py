@@ -93,6 +93,110 @@ def test_history_without_validation_has_one_curve():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["training accuracy"]
 
 
+def test_history_names_the_label_smoothed_objective_and_says_the_report_loss_is_plain_cross_entropy():
+    history = {"accuracy": [0.7, 0.8], "val_accuracy": [0.7, 0.8], "loss": [0.94, 0.67], "val_loss": [0.9, 0.7]}
+    fig = plots.history_figure(history, label_smoothing=0.1)
+    accuracy_ax, loss_ax = fig.axes[:2]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
+        "training objective (label-smoothed, e=0.1)", "validation objective (label-smoothed, e=0.1)"]
+    assert loss_ax.get_ylabel() == "objective (label-smoothed, e=0.1)"
+    note = fig._suptitle.get_text()
+    assert "label-smoothed" in note and "e=0.1" in note and "plain cross-entropy" in note
+    assert [t.get_text() for t in accuracy_ax.get_legend().get_texts()] == ["training accuracy", "validation accuracy"]
+    plain = plots.history_figure(history)
+    assert plain._suptitle is None and plain.axes[1].get_legend().get_texts()[0].get_text() == "training loss (cross-entropy)"
+
+
+def test_the_log_axis_rule():
+    assert plots.LOG_RATIO == 30
+    assert plots.needs_log_axis([0.5, 240.0]) and plots.needs_log_axis([0.01, 0.5, np.nan])
+    assert not plots.needs_log_axis([0.5, 14.0]) and not plots.needs_log_axis([0.3, 0.9, np.nan, np.inf])
+    assert not plots.needs_log_axis([0.0, 5.0]) and not plots.needs_log_axis([np.nan, np.nan]) and not plots.needs_log_axis([])
+
+
+def test_a_loss_spike_puts_the_loss_panel_on_a_log_axis_and_says_so():
+    history = {"accuracy": [0.7, 0.1, 0.8], "val_accuracy": [0.7, 0.1, 0.8], "loss": [0.9, 0.7, 0.6],
+               "val_loss": [0.8, 240.0, 0.65]}
+    fig = plots.history_figure(history)
+    assert fig.axes[1].get_yscale() == "log" and "log scale" in fig.axes[1].get_title()
+    assert fig.axes[0].get_yscale() == "linear"  # accuracy stays linear whatever its range
+    history["val_loss"][1] = 0.7
+    fig = plots.history_figure(history)
+    assert fig.axes[1].get_yscale() == "linear" and "log" not in fig.axes[1].get_title()
+
+
+CM = np.array([[90, 0, 10], [0, 100, 0], [30, 1, 69]])
+
+
+def test_confusion_colours_the_row_shares_of_the_errors_and_greys_out_the_diagonal():
+    fig = plots.confusion_figure(CM, ["a", "b", "c"], "Confusion matrix (test)")
+    ax = fig.axes[0]
+    (image,) = ax.get_images()
+    shown = image.get_array()
+    assert shown.mask.tolist() == np.eye(3, dtype=bool).tolist()  # the diagonal is off the colour scale
+    np.testing.assert_allclose(shown.filled(np.nan)[~np.eye(3, dtype=bool)], [0, 0.1, 0, 0, 0.3, 0.01])
+    assert image.norm.vmax == pytest.approx(0.3)  # the worst error is the darkest cell, whatever the diagonal
+    assert to_rgba(image.get_cmap().get_bad()) == to_rgba(plots.DIAGONAL)
+    assert image.colorbar.ax.get_ylabel() == "share of the true class predicted as this wrong class"
+    title = ax.get_title()
+    assert title.startswith("Confusion matrix (test)\n") and "share of the row" in title and "diagonal" in title
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[:3] == ["90\n90.0%", "0", "10\n10.0%"] and texts[6:] == ["30\n30.0%", "1\n1.0%", "69\n69.0%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (100)", "b (100)", "c (100)"]
+
+
+def test_confusion_shares_of_a_class_without_images_are_zero():
+    np.testing.assert_array_equal(plots.row_shares([[0, 0], [1, 3]]), [[0, 0], [0.25, 0.75]])
+    fig = plots.confusion_figure(np.diag([5, 7]), ["a", "b"])  # no error at all: still a scale, no division by 0
+    assert fig.axes[0].get_images()[0].norm.vmax > 0
+
+
+def test_misclassified_grid_captions_each_mistake_with_predicted_and_true_class():
+    true = LABELS[:30]
+    predicted = true.copy()
+    predicted[[3, 17]] = [5, 0]
+    probs = np.stack([probabilities(int(p), second=int(t) if t != p else None) for p, t in zip(predicted, true, strict=True)])
+    fig = plots.misclassified_grid_figure(IMAGES[:30], true, predicted, probs, CLASS_NAMES)
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 2
+    assert shown[0].get_title() == "#3 predicted\nSandal (70.0%)" and shown[0].get_xlabel() == "true: Dress (30.0%)"
+    assert to_rgba(shown[0].title.get_color()) == to_rgba(plots.WRONG)
+    assert shown[1].get_title() == "#17 predicted\nT-shirt/top (70.0%)" and shown[1].get_xlabel() == "true: Sneaker (30.0%)"
+    np.testing.assert_array_equal(shown[0].get_images()[0].get_array(), IMAGES[3])
+    assert fig._suptitle.get_text().startswith("The first 2 of the 2 misclassified test images (6.7% of 30), in test order")
+    none = plots.misclassified_grid_figure(IMAGES[:30], true, true, probs, CLASS_NAMES)
+    assert none._suptitle.get_text().startswith("None of the 30 test images is misclassified")
+
+
+def test_misclassified_grid_shows_at_most_n():
+    wrong = (LABELS + 1) % 10
+    probs = np.stack([probabilities(int(p)) for p in wrong])
+    fig = plots.misclassified_grid_figure(IMAGES, LABELS, wrong, probs, CLASS_NAMES, n=10)
+    assert sum(bool(ax.get_images()) for ax in fig.axes) == 10 and len(fig.axes) == 10
+    assert fig._suptitle.get_text().startswith("The first 10 of the 40 misclassified")
+
+
+def test_a_label_smoothed_models_prediction_says_why_it_tops_out_near_91_percent():
+    fig = plots.prediction_figure(IMAGES[0], probabilities(4), CLASS_NAMES, true_label=4, label_smoothing=0.1)
+    note = fig._supxlabel.get_text()
+    assert "label smoothing (e=0.1)" in note and "91%" in note and "not doubt" in note
+    assert plots.prediction_figure(IMAGES[0], probabilities(4), CLASS_NAMES, true_label=4)._supxlabel is None
+
+
+def test_the_report_writes_the_misclassified_grid_beside_the_other_plots(tmp_path):
+    from tinynet.report import write_plots
+
+    logits = np.log(np.stack([probabilities(int(p)) for p in (LABELS + (np.arange(40) % 4 == 0)) % 10]))
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (LABELS, logits.argmax(axis=1)), 1)
+    report = {"class_names": list(CLASS_NAMES), "test": {"confusion_matrix": cm.tolist()}}
+    history = {"loss": [0.9, 0.7], "accuracy": [0.6, 0.7]}
+    written = write_plots(tmp_path, report, logits, history, IMAGES, LABELS, label_smoothing=0.1)
+    assert [p.name for p in written] == ["history.png", "confusion_test.png", "prediction.png", "misclassified.png",
+                                         "samples.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
 def test_dataset_statistics_have_colour_bars_a_labelled_count_axis_and_name_the_split():
     fig = plots.dataset_figure(IMAGES, LABELS, CLASS_NAMES, "training")
     mean_ax, std_ax, balance_ax = fig.axes[:3]
@@ -119,6 +223,8 @@ def test_the_files_are_written(tmp_path):
         plots.prediction_bars(IMAGES[0], probabilities(1), CLASS_NAMES, tmp_path / "p.png", 1, "test image 3"),
         plots.dataset_statistics(IMAGES, LABELS, CLASS_NAMES, tmp_path / "d.png", "training"),
         plots.sample_grid(IMAGES, LABELS, CLASS_NAMES, tmp_path / "s.png", "test"),
-        plots.history_curves({"loss": [1.0], "accuracy": [0.5]}, tmp_path / "h.png"),
+        plots.history_curves({"loss": [1.0], "accuracy": [0.5]}, tmp_path / "h.png", label_smoothing=0.1),
+        plots.confusion_heatmap(CM, ["a", "b", "c"], tmp_path / "c.png"),
+        plots.misclassified_grid(IMAGES, LABELS, (LABELS + 1) % 10, np.full((40, 10), 0.1), CLASS_NAMES, tmp_path / "m.png"),
     ]
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in written)

@@ -72,8 +72,10 @@ def format_text(report) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=None, y_train=None, plots=True):
-    """metrics.json plus the PNG plots; returns the list of files written."""
+def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=None, y_train=None, plots=True,
+                  label_smoothing=0.0):
+    """metrics.json plus the PNG plots; returns the list of files written. ``label_smoothing``: the training
+    loss's, which history.png and prediction.png then explain (the report's own loss is plain cross-entropy)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     logits = report.pop("_test_logits")
@@ -87,19 +89,31 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
     path.write_text(strict_json(data, indent=2))  # strict JSON: NaN (val_loss without validation) is null
     written = [path]
     if plots:
-        from . import plots as P
+        written += write_plots(out_dir, report, logits, history, x_test_u8, y_test, x_train_u8, y_train, label_smoothing)
+    return written
 
-        probs = np.asarray(softmax(logits[:1].astype(np.float64)))[0]
-        written += [
-            P.history_curves(history, out_dir / "history.png"),
-            P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), names, out_dir / "confusion_test.png",
-                                "Confusion matrix (test)"),
-            P.prediction_bars(x_test_u8[0], probs, names, out_dir / "prediction.png", y_test[0], "test image 0"),
-            P.sample_grid(x_test_u8, y_test, names, out_dir / "samples.png", "test"),
-        ]
-        if "train" in report and report["train"]:
-            written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), names,
-                                               out_dir / "confusion_train.png", "Confusion matrix (train)"))
-        if x_train_u8 is not None:
-            written.append(P.dataset_statistics(x_train_u8, y_train, names, out_dir / "dataset.png", "training"))
+
+def write_plots(out_dir, report, logits, history, x_test_u8, y_test, x_train_u8=None, y_train=None, label_smoothing=0.0):
+    """The PNG plots of a run into ``out_dir``: history, confusion matrices, a prediction, misclassified test
+    images, samples and the data set's statistics; returns their paths. ``logits``: the test images'
+    (build_report's ``_test_logits``)."""
+    from . import plots as P
+
+    out_dir, names = Path(out_dir), report["class_names"]
+    y_test = np.asarray(to_numpy(y_test))
+    probs = np.asarray(softmax(np.asarray(to_numpy(logits), dtype=np.float64)))
+    written = [
+        P.history_curves(history, out_dir / "history.png", label_smoothing=label_smoothing),
+        P.confusion_heatmap(np.array(report["test"]["confusion_matrix"]), names, out_dir / "confusion_test.png",
+                            "Confusion matrix (test)"),
+        P.prediction_bars(x_test_u8[0], probs[0], names, out_dir / "prediction.png", y_test[0], "test image 0",
+                          label_smoothing=label_smoothing),
+        P.misclassified_grid(x_test_u8, y_test, probs.argmax(axis=1), probs, names, out_dir / "misclassified.png"),
+        P.sample_grid(x_test_u8, y_test, names, out_dir / "samples.png", "test"),
+    ]
+    if "train" in report and report["train"]:
+        written.append(P.confusion_heatmap(np.array(report["train"]["confusion_matrix"]), names,
+                                           out_dir / "confusion_train.png", "Confusion matrix (train)"))
+    if x_train_u8 is not None:
+        written.append(P.dataset_statistics(x_train_u8, y_train, names, out_dir / "dataset.png", "training"))
     return written
