@@ -5,7 +5,7 @@ DATADIR := /usr/share/datasets/fashion-mnist
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHELL   := /bin/bash
 
-.PHONY: setup data demo test bench gpu-test gpu-check clean
+.PHONY: setup data demo notebooks test bench gpu-test gpu-check clean
 
 setup:            ## install tinynet (editable) with test, Numba and plot extras
 	$(PIP) install -q -e ".[dev]"
@@ -18,6 +18,10 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 
 demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
 	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --cosine --label-smoothing 0.1 --validation 0 --select last --out runs/cnn_dropout02
+
+notebooks: setup data ## install JupyterLab and what the notebooks need, then open notebooks/ in it
+	$(PIP) install -q -e ".[notebooks]"
+	$(PY) -m jupyter lab notebooks/
 
 test: setup data  ## lint, types (mypy) + the whole test suite: the CUDA compile gate and the PyTorch oracle included (GPU tests skip without a GPU)
 	$(PIP) install -q -e ".[cuda-compile,torch,onnx,notebooks]"

@@ -16,9 +16,12 @@ INVERTED = "drawn dark on white; the data is light on black"
 
 
 def _plt():
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # a script or the CLI writes files: no window; a notebook keeps its inline plots
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
