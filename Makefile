@@ -16,8 +16,8 @@ data:             ## real Fashion-MNIST from Debian's dataset-fashion-mnist pack
 	fi
 	$(PY) -m tinynet data
 
-demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report
-	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --cosine --label-smoothing 0.1 --validation 0 --select last --out runs/cnn_dropout02
+demo: setup data  ## the main job: train the default CNN on Fashion-MNIST, print and save the report (runs/cnn_dropout02, or -2, -3... once that holds a run)
+	$(PY) -m tinynet train --model cnn_dropout02 --epochs 10 --backend numba --lr 2e-3 --cosine --label-smoothing 0.1 --validation 0 --select last
 
 notebooks: setup data ## install JupyterLab and what the notebooks need, then open notebooks/ in it
 	$(PIP) install -q -e ".[notebooks]"

@@ -5,11 +5,20 @@ import numpy as np
 import pytest
 
 from fake_cupy import installed as cupy_standin
+from tinynet import optional
 from tinynet.backend import BackendUnavailable
 
 # "cupy" is CuPy on a real GPU (skipped without one); "cupy-standin" is the same backend code and the same
 # CUDA kernels, run on the host through the strict CuPy stand-in (tests/fake_cupy.py) on every machine.
 BACKENDS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu), "cupy-standin"]
+
+
+def skip_reason(name):
+    """Why the backend ``name`` is not usable here, in one short line: pytest -ra groups the skips by it (the whole
+    story is BackendUnavailable's message, which tests/test_cli.py checks)."""
+    if name == "cupy":
+        return "no CUDA device (CuPy finds none)" if optional.installed("cupy") else "CuPy is not installed"
+    return f"{name} is not installed"
 
 
 @pytest.fixture
@@ -28,8 +37,8 @@ def cp(request):
         return
     try:
         tinynet.get_backend("cupy")
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
+    except BackendUnavailable:
+        pytest.skip(skip_reason("cupy"))
     yield tinynet.get_backend("cupy").xp
 
 
@@ -51,10 +60,10 @@ def backend(request):
         return
     try:
         b = tinynet.use_backend(request.param)
-    except BackendUnavailable as exc:
+    except BackendUnavailable:
         if request.param == "numba" and os.environ.get("CI"):
             raise  # CI installs Numba: its absence there is a failure, not a skip
-        pytest.skip(str(exc))
+        pytest.skip(skip_reason(request.param))
     yield b
     tinynet.use_backend("numpy")
 

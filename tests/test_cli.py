@@ -23,7 +23,7 @@ def trained(fashion, tmp_path_factory):
 def test_train_writes_report_checkpoint_and_plots(trained):
     names = {p.name for p in trained.iterdir()}
     assert {"metrics.json", "best.safetensors", "history.png", "confusion_test.png", "confusion_train.png",
-            "prediction.png", "samples.png", "dataset.png"} <= names
+            "prediction.png", "samples.png", "dataset.png", "misclassified.png"} <= names
     m = json.loads((trained / "metrics.json").read_text())
     assert 0 < m["test_accuracy"] <= 1 and m["test_loss"] > 0
     assert len(m["test"]["confusion_matrix"]) == 10 and sum(map(sum, m["test"]["confusion_matrix"])) == 200
@@ -83,6 +83,7 @@ def test_install_hints_name_what_really_installs_it(monkeypatch, name, extra):
     from tinynet import backend, optional
 
     monkeypatch.setattr(optional, "available", lambda n: False)
+    monkeypatch.setattr(optional, "installed", lambda n: False)  # not importable: only then an install command
     monkeypatch.setattr(optional, "load", lambda n: None)
     monkeypatch.setattr(optional, "why_unavailable", lambda n: "ImportError: no module")
     with pytest.raises(backend.BackendUnavailable) as err:
@@ -138,7 +139,7 @@ def test_train_logs_epoch_lines_when_redirected_and_nothing_when_quiet(fashion, 
     plateau, checkpoint = given[0][:2]
     assert isinstance(plateau, ReduceLROnPlateau) and isinstance(checkpoint, ModelCheckpoint)
     assert (plateau.patience, plateau.monitor, plateau.factor) == (3, "val_loss", 0.1)
-    assert main([*argv, "--quiet"]) == 0
+    assert main([*argv, "--quiet", "--overwrite"]) == 0
     assert "Epoch" not in capsys.readouterr().out
 
 

@@ -112,10 +112,13 @@ OLD = ('{"model": "cnn_dropout05", "seed": 1, "epochs": 1, "batch_size": 32, "lr
        '100, "limit_val": null, "limit_test": 50, "select": "last", "csv_log": false}')
 
 
-def test_the_recorded_format_is_the_one_old_checkpoints_hold():
-    recipe = Recipe(model="cnn_dropout05", seed=1, epochs=1, lr=0.01, cosine=True, limit_train=100, limit_test=50)
-    assert json.dumps(checkpoint_record(recipe)) == OLD
-    assert tuple(json.loads(OLD)) == RECORDED
+def test_the_recorded_format_starts_with_the_one_old_checkpoints_hold():
+    """Fields recorded since (the backend, the optimizer) come after the old ones, which keep their format."""
+    recipe = Recipe(model="cnn_dropout05", seed=1, epochs=1, lr=0.01, cosine=True, limit_train=100, limit_test=50,
+                    backend="numpy")
+    old = tuple(json.loads(OLD))
+    assert json.dumps(checkpoint_record(recipe)) == OLD[:-1] + ', "backend": "numpy", "optimizer": "adam", "momentum": null}'
+    assert RECORDED[: len(old)] == old and RECORDED[len(old):] == ("backend", "optimizer", "momentum")
 
 
 def test_resume_takes_every_option_not_given_from_the_recorded_recipe():

@@ -12,10 +12,14 @@ IMAGES = RNG.integers(0, 256, (40, 28, 28), dtype=np.uint8)
 LABELS = np.arange(40) % 10
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plots._plt().close("all")
+def test_figures_are_made_without_pyplot_so_nothing_keeps_or_shows_them_twice():
+    """A notebook shows a returned Figure once; pyplot would also show (and keep) every figure it made."""
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fig = plots.history_figure({"loss": [1.0, 0.5], "accuracy": [0.5, 0.7], "val_loss": [1.1, 0.6],
+                                "val_accuracy": [0.4, 0.6]})
+    assert plt.get_fignums() == before and fig.axes
 
 
 def probabilities(top, second=None):

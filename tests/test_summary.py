@@ -69,3 +69,22 @@ def test_every_package_of_the_library_is_installed():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "tinynet").rglob("__init__.py")}
     assert found | {"tinynet.models"} == listed
+
+
+def test_tinynet_summary_prints_the_table_of_a_model_a_checkpoint_or_a_folder(tmp_path, capsys):
+    """tinynet summary MODEL|CHECKPOINT|FOLDER: the zoo's model, or the architecture a checkpoint holds (any one)."""
+    from helpers import tiny_model
+
+    from tinynet.checkpoint import save_checkpoint
+    from tinynet.cli import main
+
+    assert main(["summary", "deep_bn_cnn"]) == 0
+    table = capsys.readouterr().out
+    assert table == models.build("deep_bn_cnn").summary(print_fn=None) + "\n" and "Total params: 1,813,050" in table
+    save_checkpoint(tmp_path / "zoo" / "last.safetensors", models.build("deep_bn_cnn", seed=1))
+    for target in (tmp_path / "zoo" / "last.safetensors", tmp_path / "zoo"):
+        assert main(["summary", str(target)]) == 0
+        assert capsys.readouterr().out == table
+    save_checkpoint(tmp_path / "own.safetensors", tiny_model())  # not of the zoo, and not Fashion-MNIST's shape
+    assert main(["summary", str(tmp_path / "own.safetensors")]) == 0
+    assert capsys.readouterr().out == tiny_model().summary(print_fn=None) + "\n"

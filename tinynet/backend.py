@@ -113,9 +113,12 @@ def _make(name: str) -> Backend:
     if name == "cupy":
         cupy = optional.load("cupy")
         if cupy is None:
+            why = optional.why_unavailable("cupy")
+            if optional.installed("cupy"):  # the cause is the machine's (no device, an old driver): no install hint
+                raise BackendUnavailable(f"{why}, so backend 'cupy' is not usable here")
             raise BackendUnavailable(
-                f"backend 'cupy' is not usable here ({optional.why_unavailable('cupy')}); "
-                f"it needs an NVIDIA GPU and CuPy: {optional.INSTALL['cupy']}"
+                f"CuPy could not be imported ({why}), so backend 'cupy' is not usable here; it needs an NVIDIA GPU "
+                f"and CuPy: {optional.INSTALL['cupy']}"
             )
         return Backend("cupy", cupy)
     raise InvalidValue(f"unknown backend {name!r}; expected one of {', '.join(NAMES)}")

@@ -16,18 +16,26 @@ Training from Python, as ``tinynet train --epochs 1 --limit-train 1000 --limit-t
 with a run that stopped, ``run(resume_recipe(Recipe(resume="runs/quick/last.safetensors", epochs=3)))``: the
 checkpoint records its run's recipe, and resume_recipe takes it from there.
 
+No finished run is overwritten silently: an ``out`` that holds one is refused (``overwrite=True`` writes over it),
+and without ``out`` a run writes into runs/MODEL, or the next free runs/MODEL-2, -3... once that holds one.
+
 The error messages name the options by their command-line spelling (``--validation``), which is also how the
 README documents them; a field is the option's name with dashes as underscores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import difflib
+import errno
+import importlib
 import json
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -49,8 +57,9 @@ from tinynet.callbacks import (
 from tinynet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from tinynet.data import FASHION_MNIST, Augment, load, to_float, train_val_split
 from tinynet.errors import UsageError
+from tinynet.exceptions import MissingDependency, TinynetError
 from tinynet.losses import SoftmaxCrossEntropy
-from tinynet.optim import Adam
+from tinynet.optim import SGD, Adam
 from tinynet.report import build_report, format_text, write_outputs
 
 DATASET = FASHION_MNIST  # the application's data set: its class names, image size and files come from here
@@ -69,11 +78,14 @@ class Recipe:
     model: str = "cnn_dropout02"  # a model of tinynet.models
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 2e-3  # Adam's learning rate
+    lr: float = 2e-3  # the learning rate
+    optimizer: str = "adam"  # adam (AdamW with weight_decay) or sgd
+    momentum: float | None = None  # SGD's momentum; None: 0.9 with sgd (check settles it), none with adam
     seed: int = 0  # of the weights, the validation split, the shuffling, dropout and augmentation
     augment: bool = False  # random shifts (zero padding) and horizontal flips of the training images
     augment_shift: int = 2  # largest shift in pixels
-    out: str | None = None  # output folder; None: runs/MODEL (resuming: the checkpoint's folder)
+    out: str | None = None  # output folder; None: runs/MODEL or the next free runs/MODEL-N (resuming: the checkpoint's)
+    overwrite: bool = False  # write into an out that already holds a run
     validation: int = 0  # images held out of training to validate on
     monitor: str | None = None  # loss, accuracy, val_loss or val_accuracy; None: val_loss with validation, else loss
     select: str = "last"  # the weights evaluated: the last epoch's, or the best checkpoint's by monitor
@@ -95,10 +107,14 @@ class Recipe:
 
 # The options that make a training run and its report what they are: a checkpoint records them (extra.recipe, in
 # this order), and resuming takes them from it. epochs may differ (to train on for longer); the others would
-# silently make another run.
+# silently make another run. The backend too: NumPy, Numba and CUDA round differently, so a run goes on bit for bit
+# only on its own. Fields added later come last: a checkpoint written before them holds the ones before.
 RECORDED = ("model", "seed", "epochs", "batch_size", "lr", "augment", "augment_shift", "validation", "monitor",
             "patience", "lr_decay_steps", "weight_decay", "label_smoothing", "cosine", "reduce_lr_on_plateau",
-            "limit_train", "limit_val", "limit_test", "select", "csv_log")
+            "limit_train", "limit_val", "limit_test", "select", "csv_log", "backend", "optimizer", "momentum")
+# What the recorded fields added later were for the checkpoints written before them (tinynet train trained them all
+# with Adam); the backend is not among them: such a checkpoint goes on with the command's, and a note says so.
+BEFORE_RECORDED = {"optimizer": "adam", "momentum": None}
 
 
 def given_fields(recipe):
@@ -107,12 +123,17 @@ def given_fields(recipe):
     return {f.name for f in dataclasses.fields(Recipe) if getattr(recipe, f.name) != getattr(default, f.name)}
 
 
+def backend_name(name):
+    """The backend ``name`` stands for: auto is numba when it is installed, else numpy."""
+    if name == "auto":
+        return "numba" if optional.available("numba") else "numpy"
+    return name
+
+
 def pick_backend(name):
     """Switch to the backend ``name`` (auto: numba when it is installed, else numpy) and return it; a backend that
     is not usable here raises BackendUnavailable, which says why."""
-    if name == "auto":
-        name = "numba" if optional.available("numba") else "numpy"
-    return use_backend(name)
+    return use_backend(backend_name(name))
 
 
 def load_data(root=None):
@@ -120,12 +141,24 @@ def load_data(root=None):
     return load(DATASET, root)
 
 
+# The optional libraries the command line reaches: import name -> (what to call it, its key in optional.INSTALL)
+_OPTIONAL = {"matplotlib": ("matplotlib", "matplotlib"), "PIL": ("Pillow", "pillow"), "onnx": ("the onnx package", "onnx"),
+             "torch": ("PyTorch", "torch")}
+
+
+def require(module, what):
+    """Import the optional library ``module`` now, before any work (``what`` needs it), or raise MissingDependency
+    with the command that installs it."""
+    name, key = _OPTIONAL[module]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(f"{what} needs {name}, which could not be imported: {optional.INSTALL[key]}") from None
+
+
 def require_matplotlib(what):
     """Refuse now, not after the work: the plots come last (train's after the whole training)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(f"{what} needs matplotlib, which could not be imported: {optional.INSTALL['matplotlib']}") from None
+    require("matplotlib", what)
 
 
 def model_mismatch(path, held, asked):
@@ -133,11 +166,58 @@ def model_mismatch(path, held, asked):
     return UsageError(f"{path} holds {held}, not {asked}: give one or the other")
 
 
+def unknown_model(name, also=""):
+    """The error for a model name that is not one of tinynet.models: the closest names (difflib), or all of them.
+    ``also`` follows the name: what else it could have been."""
+    scores = {m: difflib.SequenceMatcher(None, name.lower(), m.lower()).ratio() for m in models.MODELS}
+    best = max(scores.values())
+    close = [m for m, score in scores.items() if score == best and score >= 0.6]  # ties: each one, in the zoo's order
+    if close:
+        return UsageError(f"unknown model {name!r}{also}; did you mean {' or '.join(close)}? (tinynet models lists them)")
+    return UsageError(f"unknown model {name!r}{also}; choose one of: {', '.join(models.MODELS)} (tinynet models lists "
+                      "them)")
+
+
 def output_folder(recipe):
-    """Where a run writes: out, or when resuming the checkpoint's folder, or runs/MODEL."""
+    """Where a run writes: out, or when resuming the checkpoint's folder, or runs/MODEL (check() settles out: then
+    runs/MODEL-2, -3... once runs/MODEL holds a run)."""
     if recipe.out:
         return Path(recipe.out)
     return Path(recipe.resume).parent if recipe.resume else Path(f"runs/{recipe.model}")
+
+
+def run_files(folder):
+    """The files that show ``folder`` holds a run (one seed's, or several seeds' in seedN/): its metrics.json,
+    last.safetensors and summary.json; empty when it holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = ("metrics.json", "last.safetensors", "summary.json")
+    return [p for name in names for p in (folder / name, *sorted(folder.glob(f"seed*/{name}"))) if p.is_file()]
+
+
+def _settle_out(recipe):
+    """The recipe with the folder it writes into. Not given: the resumed checkpoint's, else runs/MODEL, or when
+    that holds a run the next free runs/MODEL-2, -3... (a note says so). Given and holding a run: refused, unless
+    overwrite, or it is the resumed checkpoint's own folder (a run goes on there)."""
+    if recipe.out is None and recipe.resume:
+        return replace(recipe, out=str(Path(recipe.resume).parent))
+    if recipe.out is None:
+        base = folder = Path("runs") / recipe.model
+        n = 1
+        while run_files(folder) or (folder.exists() and not folder.is_dir()):
+            n += 1
+            folder = base.with_name(f"{base.name}-{n}")
+        if folder != base:
+            print(f"note: {base} holds a run: this one writes into {folder} (--out DIR chooses the folder)",
+                  file=sys.stderr)
+        return replace(recipe, out=str(folder))
+    held = run_files(recipe.out)
+    own = recipe.resume and Path(recipe.out).resolve() == Path(recipe.resume).resolve().parent
+    if held and not recipe.overwrite and not own:
+        raise UsageError(f"--out {recipe.out} already holds a run ({held[0]}): give another --out, or add --overwrite "
+                         "to write over it")
+    return recipe
 
 
 def monitor_of(recipe):
@@ -166,12 +246,13 @@ def _check_out_dir(out):
 
 
 def check(recipe):
-    """What can be known wrong before the data is loaded and training starts: raises UsageError. Returns the recipe
-    with its schedule settled (cosine decay is the default, unless another schedule was asked for). Monitoring
-    options without validation images are legal but easy to miss: a note on stderr says what they follow."""
+    """What can be known wrong before the data is loaded and training starts: raises UsageError (MissingDependency
+    for plots without matplotlib). Returns the recipe with its schedule settled (cosine decay is the default, unless
+    another schedule was asked for), SGD's momentum, and the folder it writes into (see _settle_out: no finished run
+    is overwritten silently). Monitoring options without validation images are legal but easy to miss: a note on
+    stderr says what they follow."""
     if recipe.model not in models.MODELS:
-        raise UsageError(f"unknown model {recipe.model!r}; choose one of: {', '.join(models.MODELS)} (see tinynet "
-                         "models)")
+        raise unknown_model(recipe.model)
     if recipe.monitor and recipe.monitor.startswith("val_") and not recipe.validation:
         raise UsageError(f"--monitor {recipe.monitor} needs validation images, but --validation is 0")
     schedules = _schedules(recipe)
@@ -187,10 +268,29 @@ def check(recipe):
     if on_monitor and not recipe.validation and not recipe.monitor:  # legal, but easy to miss: say it once
         print(f"note: no validation images, so {' and '.join(on_monitor)} use{'s' * (len(on_monitor) == 1)} the "
               "training loss (--validation N holds some out)", file=sys.stderr)
+    recipe = _settle_optimizer(recipe)
     if not recipe.no_plots:
         require_matplotlib("train's plots (--no-plots writes none)")
+    recipe = _settle_out(recipe)
     _check_out_dir(output_folder(recipe))
     return recipe
+
+
+def _settle_optimizer(recipe):
+    """The recipe with SGD's momentum settled (0.9 unless given); an option of the other optimizer is refused."""
+    if recipe.optimizer not in ("adam", "sgd"):
+        raise UsageError(f"unknown optimizer {recipe.optimizer!r}: adam or sgd")
+    if recipe.optimizer == "adam":
+        if recipe.momentum is not None:
+            raise UsageError(f"--momentum {recipe.momentum} is SGD's: add --optimizer sgd (Adam keeps moving averages "
+                             "of its own)")
+        return recipe
+    if recipe.weight_decay:
+        raise UsageError("--weight-decay is AdamW's decoupled decay: --optimizer sgd has none; leave one of them out")
+    momentum = 0.9 if recipe.momentum is None else recipe.momentum
+    if not 0 <= momentum < 1:
+        raise UsageError(f"--momentum must be in [0, 1), got {momentum}")
+    return replace(recipe, momentum=momentum)
 
 
 def checkpoint_record(recipe):
@@ -288,9 +388,16 @@ def _warm_up(model, x, y):
     b.synchronize()
 
 
+def _optimizer(recipe, model):
+    """The recipe's optimizer for ``model``: Adam (AdamW with a weight decay), or SGD with momentum."""
+    if recipe.optimizer == "sgd":
+        return SGD(model.parameters(), lr=recipe.lr, momentum=0.9 if recipe.momentum is None else recipe.momentum)
+    return Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
 def _train(recipe, model, x_tr, y_tr, val, n_test, folder, backend_name):
     """Warm up, then fit: returns the history, the seconds compiling and the seconds training."""
-    opt = Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = _optimizer(recipe, model)
     train_loss = SoftmaxCrossEntropy.for_model(model, label_smoothing=recipe.label_smoothing)
     callbacks = callbacks_for(recipe, folder)
     augment = Augment(shift=recipe.augment_shift, flip=True, seed=recipe.seed) if recipe.augment else None
@@ -332,6 +439,7 @@ def train_one(recipe, split, folder=None, *, backend=None, code=None):
     startup = time.perf_counter() - STARTED
     folder = output_folder(recipe) if folder is None else Path(folder)
     backend = get_backend() if backend is None else backend
+    recipe = replace(recipe, backend=backend.name)  # what the checkpoints record: auto would be numba on one machine
     code = provenance.git_state() if code is None else code
     x_tr, x_test = to_float(split.x_train), to_float(split.x_test)
     val = (to_float(split.x_val), split.y_val) if split.x_val is not None else None
@@ -353,7 +461,7 @@ def train_one(recipe, split, folder=None, *, backend=None, code=None):
                 evaluate_seconds=round(evaluate_seconds, 1),
                 run=provenance.record(run_record(recipe, backend=backend.name), git=code))
     files = write_outputs(folder, report, history.as_dict(), info, split.x_test, split.y_test, split.x_train,
-                          split.y_train, plots=not recipe.no_plots)
+                          split.y_train, plots=not recipe.no_plots, label_smoothing=recipe.label_smoothing)
     files += [p for p in (best, last) if p.exists()]
     print(f"\n{recipe.model} (seed {recipe.seed}): test accuracy {report['test']['accuracy']:.4f}, test loss "
           f"{report['test']['loss']:.4f} (weights of epoch {chosen}, {seconds:.0f} s of training on {backend.name})\n")
@@ -372,21 +480,89 @@ def run(recipe, data=None):
 def run_seeds(recipe, seeds, data=None):
     """One run of ``recipe`` per seed, each in OUT/seedN (one seed: in OUT), and OUT/summary.json with the mean and
     standard deviation of their test scores; returns their RunResults. ``data``: as for run()."""
+    return run_checked(check(recipe), seeds, data)
+
+
+def run_checked(recipe, seeds, data=None):
+    """run_seeds for a recipe check() returned (its output folder settled: tinynet train says where it writes
+    before it starts). A full disk raises DiskFull, naming the file and the checkpoint that survived."""
     code = provenance.git_state()  # the code this process loaded: a commit made while it trains is not its code
-    recipe = check(recipe)
+    started = time.time()
     backend = pick_backend(recipe.backend)
     train, test = load_data(recipe.data) if data is None else data
     if recipe.validation >= len(train[0]):
         raise UsageError(f"--validation {recipe.validation} leaves no training images (there are {len(train[0]):,})")
+    left = nothing_left_to_train(recipe) if recipe.resume else None
+    if left:
+        print(f"{left}; evaluating it and writing its report")
     out = output_folder(recipe)
     results = []
     for seed in seeds:
         one = replace(recipe, seed=seed)
         folder = out if len(seeds) == 1 else out / f"seed{seed}"
-        results.append(train_one(one, split_for(one, train, test), folder, backend=backend, code=code))
+        with _naming_a_full_disk(folder, started, recipe.resume):
+            results.append(train_one(one, split_for(one, train, test), folder, backend=backend, code=code))
     if len(seeds) > 1:
-        _write_summary(recipe, seeds, results, out, code)
+        with _naming_a_full_disk(out, started, None):
+            _write_summary(recipe, seeds, results, out, code)
     return results
+
+
+# -- a full disk -----------------------------------------------------------------------------------------------------
+class DiskFull(TinynetError, OSError):
+    """The disk (or the user's quota) filled up while a run wrote its files; the message names the file being
+    written and the checkpoint that survived."""
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _file_being_written(exc):
+    """The file a failed write was writing. tinynet's writers (save_checkpoint, write_atomically, write_outputs,
+    the plots, CSVLogger) hold it as ``path`` or ``self.path``: the innermost such frame inside tinynet on the
+    error's way names it; else the error's own filename (None when it has none)."""
+    named = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE):
+            here = frame.f_locals.get("path", getattr(frame.f_locals.get("self"), "path", None))
+            named = here if isinstance(here, (str, os.PathLike)) else named
+    return str(named) if named is not None else exc.filename
+
+
+def checkpoints_written_since(folder, started):
+    """The last.safetensors files under ``folder`` (its own, its seedN/ ones) written since the time ``started``,
+    newest first (2 s of slack: coarse file clocks)."""
+    folder = Path(folder)
+    written = [p for p in (folder / "last.safetensors", *folder.glob("seed*/last.safetensors"))
+               if p.is_file() and p.stat().st_mtime >= started - 2]
+    return sorted(written, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _survivor(folder, started, resumed):
+    """The checkpoint a run that stopped can go on from, as words: the last one it wrote fully (its writes are atomic:
+    a failed one leaves the one before), else the one it resumed from, else none."""
+    kept = next(iter(checkpoints_written_since(folder, started)), None) or (Path(resumed) if resumed else None)
+    if kept is None:
+        return "no checkpoint was fully written before it: free some space and train again"
+    try:
+        epoch = f" (epoch {epochs_done(kept)})"
+    except (CheckpointError, OSError):
+        epoch = ""
+    return f"the last checkpoint fully written is {kept}{epoch}: free some space, then tinynet train --resume {kept}"
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(folder, started, resumed):
+    """A full disk or quota (ENOSPC, EDQUOT) while the run in ``folder`` writes becomes DiskFull: one line naming the
+    file being written and the checkpoint that survived."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        file = _file_being_written(exc) or f"a file in {folder}"
+        raise DiskFull(f"{os.strerror(exc.errno).lower()} while writing {file}; "
+                       f"{_survivor(folder, started, resumed)}") from exc
 
 
 def _write_summary(recipe, seeds, results, out, code):
@@ -448,6 +624,31 @@ def _metadata(path):
     return meta
 
 
+def epochs_done(path):
+    """How many epochs the checkpoint ``path`` is of (its epoch counts from 0)."""
+    return _metadata(path)["parsed"].get("epoch", -1) + 1
+
+
+def nothing_left_to_train(recipe):
+    """For a recipe that resumes: None while epochs are left to train, else the line that says none are."""
+    done = epochs_done(recipe.resume)
+    if done < recipe.epochs:
+        return None
+    asked = f"of {done}" if done == recipe.epochs else f"and --epochs is {recipe.epochs}"
+    return f"nothing left to train: {recipe.resume} is of epoch {done} {asked}; pass --epochs N > {done} to train on"
+
+
+def report_is_current(recipe):
+    """Whether the output folder's metrics.json is the report of the resumed checkpoint: written after it, of as
+    many epochs (a run cut short in its evaluation, or by a full disk, has none, or an older one)."""
+    report, checkpoint = output_folder(recipe) / "metrics.json", Path(recipe.resume)
+    try:
+        epochs = json.loads(report.read_text()).get("epochs")
+        return epochs == epochs_done(checkpoint) and report.stat().st_mtime >= checkpoint.stat().st_mtime
+    except (OSError, ValueError, AttributeError):  # none, or a damaged one: not the report
+        return False
+
+
 def resume_recipe(recipe, given=None, seeds=None):
     """The recipe that continues the run of the checkpoint ``recipe.resume``: its model, its recorded options (see
     merge_resume) and its folder (an ``out`` given branches a copy elsewhere, the run's own folder untouched).
@@ -460,6 +661,8 @@ def resume_recipe(recipe, given=None, seeds=None):
     if seeds:
         raise UsageError("--resume continues one run; --seeds trains several from the start: give one or the other")
     given = given_fields(recipe) if given is None else set(given)
+    if recipe.backend == "auto":  # no backend chosen: the checkpoint's is the one to go on with
+        given.discard("backend")
     meta = _metadata(path)
     if "model" in given and recipe.model != meta["model_name"]:
         raise model_mismatch(path, meta["model_name"], recipe.model)
@@ -471,13 +674,23 @@ def resume_recipe(recipe, given=None, seeds=None):
     if ran is None:
         print(f"note: {path} records no training options: the command's own are used", file=sys.stderr)
     else:
-        recipe = merge_resume(recipe, ran, given, where=path)
-        if recipe.cosine and ran.get("cosine") and recipe.epochs != ran.get("epochs"):
-            print(f"note: the cosine schedule now spans {recipe.epochs} epochs, not {ran['epochs']}: the learning "
-                  "rate follows the new curve from the next epoch", file=sys.stderr)
+        recipe = _go_on_as_recorded(recipe, {**BEFORE_RECORDED, **ran}, given, path)
     if recipe.out is None:  # the run goes on in its own folder
         recipe = replace(recipe, out=str(Path(path).parent))
     _refuse_overwriting_later_epochs(recipe, meta)
+    return recipe
+
+
+def _go_on_as_recorded(recipe, ran, given, path):
+    """resume_recipe's merge of the recorded recipe ``ran``, with notes on what may surprise: a checkpoint that
+    records no backend (goes on with the command's), a cosine schedule stretched over another number of epochs."""
+    recipe = merge_resume(recipe, ran, given, where=path)
+    if "backend" not in ran:
+        print(f"note: {path} records no backend (an older tinynet wrote it): going on with {backend_name(recipe.backend)}"
+              " (--backend chooses another)", file=sys.stderr)
+    if recipe.cosine and ran.get("cosine") and recipe.epochs != ran.get("epochs"):
+        print(f"note: the cosine schedule now spans {recipe.epochs} epochs, not {ran['epochs']}: the learning "
+              "rate follows the new curve from the next epoch", file=sys.stderr)
     return recipe
 
 

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .exceptions import InvalidValue
+from .exceptions import InvalidValue, MissingDependency
 
 # Mean of the outermost ring of pixels above which an image counts as dark on light.
 # Over all 70,000 Fashion-MNIST images that mean is at most 107.5; inverted, at least 147.5.
@@ -42,7 +42,8 @@ def _open(path):
     except ImportError:
         from .optional import INSTALL
 
-        raise ImageError(f"reading an --image needs Pillow: {INSTALL['pillow']}") from None
+        raise MissingDependency(f"reading an --image needs Pillow, which could not be imported: {INSTALL['pillow']}") \
+            from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -76,7 +77,8 @@ def read_image(path, invert=False, check_background=True, shape=(28, 28)) -> np.
 
     ``invert`` flips it (255 - x) first. With ``check_background`` an image that
     still looks dark on light (the mean of its border pixels above
-    :data:`LIGHT_BORDER`) is refused. Every problem raises :class:`ImageError`.
+    :data:`LIGHT_BORDER`) is refused. Every problem of the file raises :class:`ImageError`; a missing
+    Pillow, MissingDependency.
     """
     im = _open(path)
     with im:

@@ -22,6 +22,11 @@ INSTALL = {
 
 _modules: dict[str, object] = {}
 _reasons: dict[str, str] = {}
+_installed: set[str] = set()  # imported, but not usable here (CuPy without a CUDA device)
+
+
+class NoDevice(RuntimeError):
+    """CuPy imports, but finds no CUDA device (or no driver fit for it): the machine lacks, not the installation."""
 
 
 def _try_numba():
@@ -49,9 +54,13 @@ def _try_cupy():
     import cupy
 
     # Importing CuPy succeeds without a GPU; touching the device does not.
-    n = cupy.cuda.runtime.getDeviceCount()
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError "cudaErrorInsufficientDriver: CUDA driver version is ...": its name
+        raise NoDevice(f"no CUDA device: CuPy {cupy.__version__} is installed but cudaGetDeviceCount failed "
+                       f"({str(exc).split(':')[0] or type(exc).__name__})") from None
     if n < 1:
-        raise RuntimeError("CuPy is installed but no CUDA device is visible")
+        raise NoDevice(f"no CUDA device: CuPy {cupy.__version__} is installed but finds none")
     return cupy
 
 
@@ -67,6 +76,10 @@ def load(name: str):
     try:
         _modules[name] = _loaders[name]()
         return _modules[name]
+    except NoDevice as exc:  # its message is the whole reason
+        _reasons[name] = str(exc)
+        _installed.add(name)
+        return None
     except Exception as exc:  # any failure means "not usable here"
         _reasons[name] = f"{type(exc).__name__}: {exc}"
         return None
@@ -80,3 +93,8 @@ def why_unavailable(name: str) -> str | None:
 
 def available(name: str) -> bool:
     return load(name) is not None
+
+
+def installed(name: str) -> bool:
+    """Whether ``name`` imports, usable here or not (CuPy without a CUDA device is installed, not available)."""
+    return available(name) or name in _installed

@@ -15,16 +15,13 @@ RIGHT, WRONG, TRUE, OTHER = "tab:green", "tab:red", "tab:green", "tab:gray"
 INVERTED = "drawn dark on white; the data is light on black"
 
 
-def _plt():
-    import sys
+def _subplots(nrows=1, ncols=1, **kw):
+    """A Figure and its axes, made without pyplot: nothing registers or shows it, so a notebook displays it once (when
+    a cell returns it), a script or the command line opens no window, and saving it needs no backend to be chosen."""
+    from matplotlib.figure import Figure
 
-    import matplotlib
-
-    if "ipykernel" not in sys.modules:  # a script or the CLI writes files: no window; a notebook keeps its inline plots
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=kw.pop("figsize", None), layout=kw.pop("layout", None))
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def file_formats():
@@ -38,7 +35,6 @@ def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     return path
 
 
@@ -56,9 +52,8 @@ def percent(p) -> str:
 # -- samples.png -------------------------------------------------------------------------------------------------------
 def sample_grid_figure(images, labels, class_names, split, n=25, indices=None):
     """A 5x5 grid of the first ``n`` images of ``split`` ("training", "test"), each captioned '#index class'."""
-    plt = _plt()
     indices = np.arange(len(images)) if indices is None else np.asarray(indices)
-    fig, axes = plt.subplots(5, 5, figsize=(8, 9))
+    fig, axes = _subplots(5, 5, figsize=(8, 9))
     for ax, i, img, lab in zip(axes.flat, indices[:n], images[:n], labels[:n], strict=False):
         ax.imshow(_picture(img), cmap="binary")
         ax.set_xlabel(f"#{i} {class_names[int(lab)]}", fontsize=8)
@@ -116,8 +111,7 @@ def _history_panel(ax, epochs, train, val, name, title):
 def history_figure(history: dict, label_smoothing=0.0):
     """Training (and validation) accuracy and loss per epoch. With ``label_smoothing`` the loss panel names the
     label-smoothed objective it shows, and the title says the report's loss is the plain cross-entropy."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    fig, (a1, a2) = _subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     epochs = np.arange(1, len(history["loss"]) + 1)
     nan = [np.nan] * len(epochs)
     _history_panel(a1, epochs, history["accuracy"], history.get("val_accuracy", nan), "accuracy", "Accuracy vs epochs")
@@ -156,7 +150,7 @@ def confusion_figure(cm, class_names, title="Confusion matrix"):
     """The confusion matrix normalised by row. An off-diagonal cell's colour is the share of its true class (row)
     predicted as its column's class, on a scale of the errors alone; the diagonal (right) is green, off that scale.
     Every cell gives its image count and its share of the row."""
-    plt = _plt()
+    from matplotlib import colormaps
     from matplotlib.colors import PowerNorm
     from matplotlib.ticker import PercentFormatter
 
@@ -164,9 +158,9 @@ def confusion_figure(cm, class_names, title="Confusion matrix"):
     shares = row_shares(cm)
     errors = np.ma.masked_array(shares, mask=np.eye(len(cm), dtype=bool))
     top = max(float(errors.max()) if errors.count() else 0.0, 0.01)  # the worst error is the darkest cell
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig, ax = _subplots(figsize=(9, 8))
     # a square-root scale: a 1% error still shows beside a 30% one
-    im = ax.imshow(errors, cmap=plt.get_cmap("Reds").with_extremes(bad=DIAGONAL), norm=PowerNorm(0.5, 0, top))
+    im = ax.imshow(errors, cmap=colormaps["Reds"].with_extremes(bad=DIAGONAL), norm=PowerNorm(0.5, 0, top))
     fig.colorbar(im, ax=ax, format=PercentFormatter(1.0), shrink=0.8,
                  label="share of the true class predicted as this wrong class")
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
@@ -192,12 +186,11 @@ def misclassified_grid_figure(images, true, predicted, probs, class_names, n=25,
     """The first ``n`` misclassified images, in data set order: above each its index and the predicted class with
     its probability (red), below it the true class with the probability the model gave it (green). ``probs``:
     every image's class probabilities, shape (images, classes)."""
-    plt = _plt()
     true, predicted, probs = np.asarray(true), np.asarray(predicted), np.asarray(probs)
     wrong = np.flatnonzero(true != predicted)
     shown = wrong[:n]
     rows = max(1, -(-n // 5))
-    fig, axes = plt.subplots(rows, 5, figsize=(9, 2.2 * rows), squeeze=False)
+    fig, axes = _subplots(rows, 5, figsize=(9, 2.2 * rows), squeeze=False)
     for ax, i in zip(axes.flat, shown, strict=False):
         p, t = int(predicted[i]), int(true[i])
         ax.imshow(_picture(images[i]), cmap="binary")
@@ -246,11 +239,10 @@ def prediction_figure(image, probs, class_names, true_label=None, source=None, l
     """The image, and every class's probability as a labelled bar. The predicted bar is green when it is the
     true class and red when it is not; the true class's bar is green and its name says '(true)'. With
     ``label_smoothing`` (the model's training), a footnote says why the top probability stops near 1 - e + e/K."""
-    plt = _plt()
     probs = np.asarray(probs)
     pred = int(probs.argmax())
     wrong = true_label is not None and pred != int(true_label)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
+    fig, (a1, a2) = _subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.6]}, layout="constrained")
     a1.imshow(_picture(image), cmap="binary")
     a1.set_xticks([])
     a1.set_yticks([])
@@ -282,9 +274,8 @@ def prediction_bars(image, probs, class_names, path, true_label=None, source=Non
 # -- dataset.png -------------------------------------------------------------------------------------------------------
 def dataset_figure(images, labels, class_names, split):
     """Per-pixel mean and std images (with colour bars), the class balance of ``split``, value range and gaps."""
-    plt = _plt()
     x = np.asarray(images, dtype=np.float64).reshape(len(images), *_picture(images[0]).shape)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
+    fig, axes = _subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     for ax, image, what in ((axes[0], x.mean(axis=0), "mean"), (axes[1], x.std(axis=0), "standard deviation")):
         im = ax.imshow(image, cmap="viridis")
         fig.colorbar(im, ax=ax, label="pixel value (0-255)")

@@ -1,5 +1,5 @@
-"""The ``tinynet`` commands other than train and gradcheck: evaluate, predict, inspect, data, export and models.
-Each takes the parsed options and returns the exit status."""
+"""The ``tinynet`` commands other than train and gradcheck: evaluate, predict, inspect, data, export, summary and
+models. Each takes the parsed options and returns the exit status."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tinynet.experiment import DATASET, load_data, model_mismatch, pick_backend, require_matplotlib
+from tinynet.errors import UsageError
+from tinynet.experiment import (
+    DATASET,
+    load_data,
+    model_mismatch,
+    pick_backend,
+    recipe_in_checkpoint,
+    require,
+    require_matplotlib,
+    unknown_model,
+)
 
 
 def cmd_models(args):
@@ -20,6 +30,22 @@ def cmd_models(args):
     return 0
 
 
+def checkpoint_file(path):
+    """The checkpoint ``path`` names: the file itself, or a folder's last.safetensors. A folder without one (a
+    folder of seeds, say) is refused in one line listing the checkpoints it holds (last.safetensors first)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "last.safetensors").is_file():
+        return path / "last.safetensors"
+    held = sorted([*path.glob("*.safetensors"), *path.glob("*/*.safetensors")],
+                  key=lambda p: (p.name != "last.safetensors", str(p)))
+    if not held:
+        raise UsageError(f"{path} is a folder holding no checkpoint (no .safetensors file in it or in its subfolders)")
+    shown = ", ".join(map(str, held[:6])) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+    raise UsageError(f"{path} is a folder without a last.safetensors: name one of the checkpoints it holds: {shown}")
+
+
 def _load_data(args):
     """The data set, from --data or found: one function, so that tests can check refusals come before it."""
     return load_data(getattr(args, "data", None))
@@ -27,8 +53,7 @@ def _load_data(args):
 
 def _model_from_checkpoint(path, backend):
     """The checkpoint's model (any Sequential of tinynet's layers, or a zoo model by name), checked to take the
-    data set's images and give one output per class."""
-    from tinynet.errors import UsageError
+    data set's images and give one output per class. ``path``: a file (see checkpoint_file for a folder)."""
     from tinynet.loading import load_model
 
     model, meta = load_model(path, backend.name, with_meta=True)
@@ -40,13 +65,33 @@ def _model_from_checkpoint(path, backend):
 
 
 def cmd_export(args):
+    if Path(args.output).suffix.lower() != ".onnx":  # it writes ONNX whatever the name: a name that says so
+        raise UsageError(f"tinynet export writes an ONNX file: name it NAME.onnx, not {args.output}")
+    require("onnx", "tinynet export")
     from tinynet.interop.onnx import export
     from tinynet.loading import load_model
 
+    checkpoint = checkpoint_file(args.checkpoint)
     # any architecture exports, not only models shaped for Fashion-MNIST
-    model = load_model(args.checkpoint, pick_backend(args.backend).name)
-    print(f"wrote {export(model, args.output)} ({model.name}: inference graph, Dropout left out, checked "
-          "by onnx.checker)")
+    model = load_model(checkpoint, pick_backend(args.backend).name)
+    print(f"wrote {export(model, args.output)} ({model.name} from {checkpoint}: inference graph, Dropout left out, "
+          "checked by onnx.checker)")
+    return 0
+
+
+def cmd_summary(args):
+    """Keras's summary table of a model of the zoo, or of a checkpoint's model (a file, or a folder's
+    last.safetensors): any architecture, as export takes."""
+    from tinynet import models
+    from tinynet.loading import load_model
+
+    if args.model in models.MODELS:
+        model = models.build(args.model)
+    elif Path(args.model).exists():
+        model = load_model(checkpoint_file(args.model), "numpy")  # nothing is computed: the host's backend will do
+    else:
+        raise unknown_model(args.model, also=" (nor a checkpoint file or folder)")
+    model.summary()
     return 0
 
 
@@ -55,26 +100,27 @@ def cmd_evaluate(args):
     from tinynet.losses import SoftmaxCrossEntropy
     from tinynet.report import build_report, format_text
 
+    checkpoint = checkpoint_file(args.checkpoint)
     backend = pick_backend(args.backend)
-    model, meta = _model_from_checkpoint(args.checkpoint, backend)
+    model, meta = _model_from_checkpoint(checkpoint, backend)
     _, (x_test, y_test) = _load_data(args)
     report = build_report(model, SoftmaxCrossEntropy.for_model(model), to_float(x_test).astype(model.dtype), y_test,
                           class_names=DATASET.class_names)
     report.pop("_test_logits")
-    print(f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
+    print(f"{meta['model_name']} from {checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
     print(format_text(report))
     return 0
 
 
 def cmd_predict(args):
     from tinynet.data import to_float
-    from tinynet.errors import UsageError
     from tinynet.images import read_image
 
     if args.image is None and (args.invert or args.as_is):
         raise UsageError("--invert and --as-is apply to an --image file")
     if args.image is not None and args.index is not None:
         raise UsageError("give --index (a test image) or --image (a file), not both")
+    checkpoint = checkpoint_file(args.checkpoint)
     if args.plot:  # refused now, not after the prediction was made
         require_matplotlib("--plot")
         from tinynet.plots import file_formats
@@ -87,7 +133,7 @@ def cmd_predict(args):
     true = u8 = None
     if args.image is not None:  # before the model: a bad image is refused at once
         u8 = read_image(args.image, invert=args.invert, check_background=not args.as_is, shape=DATASET.image_shape)
-    model, _ = _model_from_checkpoint(args.checkpoint, backend)
+    model, meta = _model_from_checkpoint(checkpoint, backend)
     if u8 is None:
         index = args.index or 0
         _, (x_test, y_test) = _load_data(args)
@@ -101,7 +147,8 @@ def cmd_predict(args):
         from tinynet.plots import prediction_bars
 
         source = f"test image {args.index or 0}" if args.image is None else Path(args.image).name
-        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true, source)
+        smoothing = (recipe_in_checkpoint(meta, checkpoint) or {}).get("label_smoothing", 0.0)  # why a sure bar reads 91%
+        written = prediction_bars(u8, probs, DATASET.class_names, args.plot, true, source, label_smoothing=smoothing)
     names = DATASET.class_names
     print(f"predicted: {names[pred]} ({probs[pred]:.2%})" + (f"   true: {names[true]}" if true is not None else ""))
     for i in np.argsort(probs)[::-1]:
@@ -136,19 +183,19 @@ def cmd_inspect(args):
     """One batch through a fresh model or a checkpoint's: print tinynet.inspection's tables, legend and notes."""
     from tinynet import models
     from tinynet.data import DataError, load, to_float
-    from tinynet.errors import UsageError
     from tinynet.inspection import inspect_model
 
     backend = pick_backend(args.backend)
     if args.checkpoint:
-        model, meta = _model_from_checkpoint(args.checkpoint, backend)
+        checkpoint = checkpoint_file(args.checkpoint)
+        model, meta = _model_from_checkpoint(checkpoint, backend)
         if args.model not in (None, meta["model_name"]):
-            raise model_mismatch(args.checkpoint, meta["model_name"], args.model)
-        what = f"{meta['model_name']} from {args.checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})"
+            raise model_mismatch(checkpoint, meta["model_name"], args.model)
+        what = f"{meta['model_name']} from {checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})"
     else:
         name = args.model or models.DEFAULT
         if name not in models.MODELS:
-            raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(models.MODELS)} (see tinynet models)")
+            raise unknown_model(name)
         model, what = models.build(name, seed=args.seed), f"a fresh {name} (weights drawn from seed {args.seed})"
     rng = np.random.default_rng(args.seed)
     try:

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from tinynet.errors import UsageError
-from tinynet.experiment import pick_backend
+from tinynet.experiment import pick_backend, require, unknown_model
 
 
 def cmd_gradcheck(args):
     import tinynet
 
+    if args.against == "torch":  # refused before any work
+        require("torch", "--against torch")
     backend = pick_backend(args.backend)
     target, what = _target(args)
     if args.against == "torch":
@@ -62,8 +64,7 @@ def _target(args):
     if ":" in args.model and args.model.rsplit(":", 1)[0].endswith(".py"):
         return load_from_file(args.model), args.model
     if args.model not in models.MODELS:
-        raise UsageError(f"unknown model {args.model!r}: one of {', '.join(models.MODELS)}, or FILE.py:NAME for a "
-                         "layer or model of your own")
+        raise unknown_model(args.model, also=" (nor FILE.py:NAME, a layer or model of your own)")
     return models.build(args.model, seed=args.seed, dtype="float64"), f"{args.model} (weights drawn from seed {args.seed})"
 
 

@@ -9,7 +9,7 @@ import time
 
 from tinynet.errors import EXPECTED
 
-from .commands import cmd_data, cmd_evaluate, cmd_export, cmd_inspect, cmd_models, cmd_predict
+from .commands import cmd_data, cmd_evaluate, cmd_export, cmd_inspect, cmd_models, cmd_predict, cmd_summary
 from .gradcheck import cmd_gradcheck
 from .parser import build_parser, given_options
 from .train import cmd_train, resume_hint
@@ -18,7 +18,8 @@ from .train import cmd_train, resume_hint
 def _command(name):
     """The function that runs the command ``name``, looked up in this module when called (tests replace some)."""
     return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data,
-            "inspect": cmd_inspect, "export": cmd_export, "models": cmd_models, "gradcheck": cmd_gradcheck}[name]
+            "inspect": cmd_inspect, "export": cmd_export, "models": cmd_models, "gradcheck": cmd_gradcheck,
+            "summary": cmd_summary}[name]
 
 
 def _one_line(exc):

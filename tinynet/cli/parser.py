@@ -31,8 +31,10 @@ EXAMPLES = """examples:
   tinynet train --validation 10000 --select best --patience 3   # the course's 50,000 / 10,000 split
   tinynet train --reduce-lr-on-plateau 2 --validation 10000 --csv-log --progress epoch > train.log
   tinynet train --resume runs/cnn_dropout02/last.safetensors   # go on after an interruption
-  tinynet evaluate runs/m2/last.safetensors
+  tinynet evaluate runs/m2                      # a folder: its last.safetensors
   tinynet predict runs/m2/last.safetensors --index 169 --plot p.png
+  tinynet export runs/m2 m2.onnx                # the inference graph, for ONNX Runtime
+  tinynet summary deep_bn_cnn                   # Keras's table: layers, output shapes, parameters
   tinynet gradcheck deep_bn_cnn
 """
 
@@ -140,7 +142,11 @@ def _add_recipe_options(s, d, default):
     s.add_argument("--model", default=default(d.model), help="one of the models of tinynet models")
     s.add_argument("--epochs", type=_int_from(1), default=default(d.epochs), help="epochs to train")
     s.add_argument("--batch-size", type=_int_from(1), default=default(d.batch_size), help="images per step")
-    s.add_argument("--lr", type=_positive_float, default=default(d.lr), help="Adam's learning rate")
+    s.add_argument("--lr", type=_positive_float, default=default(d.lr), help="the learning rate")
+    s.add_argument("--optimizer", choices=("adam", "sgd"), default=default(d.optimizer),
+                   help="Adam (AdamW with --weight-decay), or SGD with --momentum")
+    s.add_argument("--momentum", type=_fraction, default=default(d.momentum),
+                   help="SGD's momentum, with --optimizer sgd (default 0.9)")
     s.add_argument("--seed", type=_int_from(0), default=default(d.seed),
                    help="seed of the weights, the validation split, the shuffling and dropout")
     s.add_argument("--seeds", type=_seed_list, default=default(None), help="several seeds, e.g. 0,1,2: one run each "
@@ -150,7 +156,10 @@ def _add_recipe_options(s, d, default):
     s.add_argument("--augment-shift", type=_int_from(0), default=default(d.augment_shift),
                    help="largest shift in pixels, with --augment")
     s.add_argument("--out", default=default(d.out),
-                   help="output folder (default runs/MODEL; with --resume, the checkpoint's folder)")
+                   help="output folder (default runs/MODEL, or the next free runs/MODEL-2, -3... once that holds a run; "
+                   "with --resume, the checkpoint's folder); one that holds a run is refused without --overwrite")
+    s.add_argument("--overwrite", action="store_true", default=default(d.overwrite),
+                   help="write into an --out that already holds a run")
     s.add_argument("--validation", type=_int_from(0), default=default(d.validation),
                    help="images held out of training to validate on (0: none, train on all 60,000; the course held "
                    "out 10000)")
@@ -180,8 +189,8 @@ def _add_recipe_options(s, d, default):
 def _add_run_options(s, d, default):
     """train's options about going on, the data's size, and what is written and shown."""
     s.add_argument("--resume", default=default(d.resume), help="continue the run of this checkpoint "
-                   "(OUT/last.safetensors is written at the end of every epoch), in its folder, with its model and "
-                   "options (only --epochs may change)")
+                   "(OUT/last.safetensors is written at the end of every epoch), in its folder, with its model, "
+                   "backend and options (only --epochs may change)")
     s.add_argument("--limit-train", type=_int_from(1), default=default(d.limit_train),
                    help="use only the first N training images")
     s.add_argument("--limit-val", type=_int_from(1), default=default(d.limit_val),
@@ -197,13 +206,13 @@ def _add_run_options(s, d, default):
 def _add_evaluation_commands(sub, on_backend, with_data):
     """evaluate, predict and data: a trained checkpoint on the data set, and the data set itself."""
     s = sub.add_parser("evaluate", parents=[on_backend, with_data], help="evaluate a checkpoint on the test set")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint file, or a folder: its last.safetensors")
     s = sub.add_parser("predict", parents=[on_backend, with_data],
                        help="classify one test image (--index) or a 28x28 image file (--image)",
                        description="Classify one test image (--index) or a 28x28 image file (--image). The models "
                        "learnt light garments on a black background: a dark garment on a light one is refused "
                        "unless --invert flips it or --as-is is given.")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint file, or a folder: its last.safetensors")
     s.add_argument("--index", type=_int_from(0), help="test image to classify (default 0)")
     s.add_argument("--image", help="a 28x28 image file: a light garment on black, as in Fashion-MNIST")
     s.add_argument("--invert", action="store_true", help="flip the --image (255 - x): for a dark garment on light")
@@ -230,13 +239,16 @@ def _add_model_commands(sub, on_backend):
     s = sub.add_parser("inspect", parents=[on_backend],
                        help="one batch through a model: shapes, activation and gradient statistics")
     s.add_argument("model", nargs="?", help="a model of tinynet models (default cnn_dropout02, or the checkpoint's)")
-    s.add_argument("--checkpoint", help="inspect this trained checkpoint instead of a fresh model")
+    s.add_argument("--checkpoint", help="inspect this trained checkpoint (a file, or a folder: its last.safetensors) "
+                   "instead of a fresh model")
     s.add_argument("--batch", type=_int_from(1), default=32)
     s.add_argument("--seed", type=_int_from(0), default=0, help="draws the batch (and a fresh model's weights)")
     s = sub.add_parser("export", parents=[on_backend], help="write a checkpoint's inference graph to an ONNX file")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint file, or a folder: its last.safetensors")
     s.add_argument("output", help="the .onnx file to write")
     sub.add_parser("models", help="list the models with parameter counts")
+    s = sub.add_parser("summary", help="Keras's summary table of a model: layers, output shapes, parameter counts")
+    s.add_argument("model", help="a model of tinynet models, a checkpoint file, or a folder (its last.safetensors)")
     s = sub.add_parser("gradcheck", parents=[on_backend],
                        help="finite-difference check of a model of the zoo, or of a layer or model of your own")
     s.add_argument("model", nargs="?", default="cnn_dropout02",
