@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "bench" / "runs"
-DOCUMENTS = (ROOT / "README.md", ROOT / "bench" / "RESULTS.md")
+DOCUMENTS = (ROOT / "README.md", ROOT / "bench" / "RESULTS.md", *sorted((ROOT / "docs").glob("*.md")))
 
 
 def run(name):
@@ -214,6 +214,58 @@ def gpu_rehearsal_table(folder):
     return "\n".join(lines)
 
 
+# The front page's speed table: one run with every CPU backend and PyTorch, and what is verified of each backend.
+FRONT_SPEED = "cpu_2026-12-07_front/cnn_dropout02.json"
+VERIFIED = {
+    "numpy": "the readable reference every other backend is compared with",
+    "numba": "every kernel equals the reference on hypothesis-drawn shapes, NaN and inf included",
+    "torch": "the same network and weights (`tinynet.interop.torch`), its gradients equal to 1e-13 in float64",
+    "cupy": "no GPU lent yet, so not timed; the CUDA source compiles with NVRTC and runs on the host against the "
+            "reference, and the CuPy stand-in follows CuPy 14.2.0's rules (`docs/backends.md`)",
+}
+
+
+def front_speed_table(name=FRONT_SPEED):
+    """Images/s per backend at the run's batch sizes, the machine and date in the heading, a verification note each."""
+    if not (RUNS / name).exists():
+        return "(not recorded yet)"
+    data = run(name)
+    rows, meta = _with_torch_mean(data["rows"]), data["meta"]
+    batches = sorted({r["batch"] for r in rows})
+    where = f"{meta['run'].get('cpu', meta['machine'])}, {meta['run'].get('vector_isa') or 'unknown vector ISA'}, " \
+            f"{meta['cores']} cores, {meta['date']}, {meta['run']['git']['commit'][:7]}, {rows[0]['images']:,} images"
+    lines = [f"| backend ({where}) | " + " | ".join(f"batch {b}" for b in batches) + " | what is verified |",
+             "|---|" + "---|" * len(batches) + "---|"]
+    for backend in ("numpy", "numba", "torch"):
+        cells = [_speed_cell(rows, backend, b) for b in batches]
+        label = {"torch": "PyTorch (CPU)", "numpy": "NumPy", "numba": "Numba"}[backend]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {VERIFIED[backend]} |")
+    lines.append("| CuPy (GPU) | " + " | ".join("—" for _ in batches) + f" | {VERIFIED['cupy']} |")
+    return "\n".join(lines)
+
+
+def _with_torch_mean(rows):
+    torch = [r for r in rows if r["backend"] == "torch"]
+    out = [r for r in rows if r["backend"] != "torch"]
+    for b in sorted({r["batch"] for r in torch}):
+        same = [r for r in torch if r["batch"] == b]
+        out.append({**same[0], "train_s": sum(r["train_s"] for r in same) / len(same),
+                    "train_img_s": sum(r["train_img_s"] for r in same) / len(same)})
+    return out
+
+
+def _speed_cell(rows, backend, batch):
+    r = next((r for r in rows if r["backend"] == backend and r["batch"] == batch), None)
+    if r is None:
+        return "—"
+    ratio = "" if backend == "torch" else f" ({r['vs_torch']:.2f}× PyTorch's time)"
+    return f"{r['train_img_s']:,.0f} img/s{ratio}"
+
+
+def _minutes_of(name, key):
+    return f"{run(name)[key] / 60:.0f}" if (RUNS / name).exists() else "(not recorded yet)"
+
+
 def _recorded(name, figure):
     """``figure(run file)``, or 'not recorded yet' while the run is still to be kept."""
     return figure(run(name)) if (RUNS / name).exists() else "(not recorded yet)"
@@ -283,8 +335,15 @@ TABLES = {
     "cpu-round5-cold-start": lambda: cold_start_table(f"{ROUND5}/cold_start.json"),
     "cpu-round5-layers-deep-after": lambda: layers_table(f"{ROUND5}/layers_deep_bn_cnn_b32_after.json"),
     "gpu-check-rehearsal": lambda: gpu_rehearsal_table("gpu_check_rehearsal_2026-12-07"),
+    "front-speed": front_speed_table,
 }
+COMMAND_TIMES = "command_times_2026-12-07.json"  # wall times of the README's commands, measured and kept
 FIGURES = {
+    "seeds-minutes": lambda: f"{sum(r['train_seconds'] for r in run('accuracy/cnn_dropout02_ls/summary.json')['runs']) / 60:.0f}",
+    "suite-minutes": lambda: _minutes_of(COMMAND_TIMES, "make_test_seconds"),
+    "smoke-seconds": lambda: f"{run(COMMAND_TIMES)['smoke_test_seconds']:.0f}" if (RUNS / COMMAND_TIMES).exists()
+    else "(not recorded yet)",
+    "demo-mean": lambda: _accuracy_of(run("accuracy/cnn_dropout02_ls/summary.json"))[0].replace("**", ""),
     "demo-accuracy": lambda: pct(run("accuracy/cnn_dropout02_ls/seed0.json")["test_accuracy"]),
     "demo-accuracy-newer-cpu": lambda: pct(run("accuracy/demo_seed0_newer_cpu.json")["test_accuracy"]),
     "demo-accuracy-direct-conv": lambda: pct(run("accuracy/demo_seed0_direct_conv.json")["test_accuracy"]),
@@ -345,7 +404,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.check:
         diff = differences()
-        print("\n".join(diff) if diff else "README.md and bench/RESULTS.md agree with bench/runs")
+        print("\n".join(diff) if diff else "README.md, bench/RESULTS.md and docs/ agree with bench/runs")
         return 1 if diff else 0
     for doc in DOCUMENTS:
         doc.write_text(render(doc.read_text()))

@@ -133,7 +133,7 @@ class GradcheckReport:
             verdict = "unchecked" if not self.checked[k] else "ok" if e < self.tolerance else "FAIL"
             if self.checked[k] and all(a == n == 0 for _, a, n in self.samples[k]):
                 verdict += " (all 0)"  # an error of 0 from zeros compares nothing: say so
-            of = f"{self.checked[k]} of {int(np.prod(self.shapes[k])):,}"
+            of = f"{self.checked[k]:,} of {int(np.prod(self.shapes[k])):,}"
             lines.append(f"{k:<{w}}{str(self.shapes[k]):<{sw}}{of:>18}{self.skipped[k]:>9}  {e:>10.2e}  {verdict}")
         return "\n".join(lines)
 
