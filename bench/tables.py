@@ -339,6 +339,7 @@ TABLES = {
 }
 COMMAND_TIMES = "command_times_2026-12-07.json"  # wall times of the README's commands, measured and kept
 FIGURES = {
+    "deep-train-minutes": lambda: f"{run(DEEP)['train_seconds'] / 60:.0f}",
     "seeds-minutes": lambda: f"{sum(r['train_seconds'] for r in run('accuracy/cnn_dropout02_ls/summary.json')['runs']) / 60:.0f}",
     "suite-minutes": lambda: _minutes_of(COMMAND_TIMES, "make_test_seconds"),
     "smoke-seconds": lambda: f"{run(COMMAND_TIMES)['smoke_test_seconds']:.0f}" if (RUNS / COMMAND_TIMES).exists()

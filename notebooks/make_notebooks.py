@@ -19,10 +19,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 SOLUTION = re.compile(r"^(?P<indent> *)### BEGIN SOLUTION\n.*?^ *### END SOLUTION$", re.M | re.S)
 MARKER = re.compile(r"^ *### (BEGIN|END) SOLUTION\n", re.M)
+# What a student sees when the check runs before the exercise is done ("Run All" stops there)
+STUB = "fill in the exercise above, then run this check (solutions: notebooks/solutions/)"
 
 
 def student(source):
-    return SOLUTION.sub(lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError", source)
+    return SOLUTION.sub(lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError({STUB!r})", source)
 
 
 def solution(source):

@@ -36,6 +36,8 @@ def test_evaluate_and_predict_a_checkpoint(trained, capsys):
     assert main(["evaluate", str(trained / "best.safetensors")]) == 0
     out = capsys.readouterr().out
     assert "== test: accuracy" in out and "confusion matrix" in out and "macro avg" in out
+    # evaluate takes every test image: it says so, and that the run's own report used --limit-test's 200
+    assert "on all 10,000 test images (the run's own report used the first 200: --limit-test)" in out
     assert main(["predict", str(trained / "best.safetensors"), "--index", "3", "--plot", str(trained / "p.png")]) == 0
     out = capsys.readouterr().out
     assert "predicted:" in out and "true:" in out and (trained / "p.png").exists()

@@ -2,6 +2,7 @@
 merge (a checkpoint's recorded recipe and the options a user gave) as a pure function."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from tinynet.callbacks import CSVLogger, EarlyStopping, LearningRateScheduler, M
 from tinynet.checkpoint import CheckpointError
 from tinynet.errors import UsageError
 from tinynet.experiment import (
+    CLAIM,
     RECORDED,
     Recipe,
     callbacks_for,
@@ -20,6 +22,7 @@ from tinynet.experiment import (
     resume_recipe,
     run,
     run_record,
+    take_folder,
 )
 
 TINY = dict(epochs=1, limit_train=200, limit_test=50, validation=50, backend="numpy", no_plots=True, quiet=True)
@@ -169,3 +172,22 @@ def test_a_damaged_recorded_recipe_names_its_file(raw, expect):
         recipe_in_checkpoint({"extra.recipe": raw}, "c.safetensors")
     assert str(err.value).startswith("c.safetensors: its recorded training options")
     assert recipe_in_checkpoint({}, "c.safetensors") is None  # saved by fit() from Python: no recipe
+
+
+def test_a_run_claims_its_folder_as_it_starts_so_a_run_started_meanwhile_goes_elsewhere(tmp_path, monkeypatch):
+    """Found by a new user: the smoke test started during make demo's first epoch chose the same runs/MODEL, and the
+    demo's checkpoints then overwrote it. check() only chooses; take_folder() claims atomically as the run starts."""
+    from tinynet.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    first, second = check(Recipe(no_plots=True)), check(Recipe(no_plots=True))  # both chosen before either starts
+    assert first.out == second.out == "runs/cnn_dropout02" and not Path(first.out).exists()  # choosing takes nothing
+    assert take_folder(first).out == "runs/cnn_dropout02" and (Path(first.out) / CLAIM).is_file()
+    third = check(Recipe(no_plots=True))
+    assert third.out == "runs/cnn_dropout02-2"  # a claimed folder holds a run, even before its first checkpoint
+    assert take_folder(second).out == "runs/cnn_dropout02-2"  # the second run gives way when it starts...
+    assert take_folder(third).out == "runs/cnn_dropout02-3"  # ...and so does the third
+    given = check(Recipe(no_plots=True, out="mine"))
+    take_folder(check(Recipe(no_plots=True, out="mine")))  # another run took the given folder meanwhile
+    with pytest.raises(UsageError, match="--out mine was taken by another run that started meanwhile"):
+        take_folder(given)

@@ -86,6 +86,7 @@ class Recipe:
     augment_shift: int = 2  # largest shift in pixels
     out: str | None = None  # output folder; None: runs/MODEL or the next free runs/MODEL-N (resuming: the checkpoint's)
     overwrite: bool = False  # write into an out that already holds a run
+    out_chosen: bool = False  # out was chosen by check() (runs/MODEL or the next free one), not given
     validation: int = 0  # images held out of training to validate on
     monitor: str | None = None  # loss, accuracy, val_loss or val_accuracy; None: val_loss with validation, else loss
     select: str = "last"  # the weights evaluated: the last epoch's, or the best checkpoint's by monitor
@@ -120,7 +121,8 @@ BEFORE_RECORDED = {"optimizer": "adam", "momentum": None}
 def given_fields(recipe):
     """The fields of ``recipe`` that differ from the defaults: taken as the ones asked for when nothing says more."""
     default = Recipe()
-    return {f.name for f in dataclasses.fields(Recipe) if getattr(recipe, f.name) != getattr(default, f.name)}
+    return {f.name for f in dataclasses.fields(Recipe)
+            if f.name != "out_chosen" and getattr(recipe, f.name) != getattr(default, f.name)}
 
 
 def backend_name(name):
@@ -186,13 +188,17 @@ def output_folder(recipe):
     return Path(recipe.resume).parent if recipe.resume else Path(f"runs/{recipe.model}")
 
 
+CLAIM = ".tinynet-run"  # written into a run's folder when the run starts: the folder is taken from then on
+
+
 def run_files(folder):
     """The files that show ``folder`` holds a run (one seed's, or several seeds' in seedN/): its metrics.json,
-    last.safetensors and summary.json; empty when it holds none."""
+    last.safetensors and summary.json, or the claim a run writes when it starts (a run still in its first epoch, or
+    one that stopped before writing anything); empty when it holds none."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    names = ("metrics.json", "last.safetensors", "summary.json")
+    names = ("metrics.json", "last.safetensors", "summary.json", CLAIM)
     return [p for name in names for p in (folder / name, *sorted(folder.glob(f"seed*/{name}"))) if p.is_file()]
 
 
@@ -203,21 +209,60 @@ def _settle_out(recipe):
     if recipe.out is None and recipe.resume:
         return replace(recipe, out=str(Path(recipe.resume).parent))
     if recipe.out is None:
-        base = folder = Path("runs") / recipe.model
-        n = 1
-        while run_files(folder) or (folder.exists() and not folder.is_dir()):
-            n += 1
-            folder = base.with_name(f"{base.name}-{n}")
+        base, folder = Path("runs") / recipe.model, _free_folder(recipe.model)
         if folder != base:
             print(f"note: {base} holds a run: this one writes into {folder} (--out DIR chooses the folder)",
                   file=sys.stderr)
-        return replace(recipe, out=str(folder))
+        return replace(recipe, out=str(folder), out_chosen=True)
     held = run_files(recipe.out)
     own = recipe.resume and Path(recipe.out).resolve() == Path(recipe.resume).resolve().parent
     if held and not recipe.overwrite and not own:
         raise UsageError(f"--out {recipe.out} already holds a run ({held[0]}): give another --out, or add --overwrite "
                          "to write over it")
     return recipe
+
+
+def _free_folder(model, claim=False):
+    """runs/MODEL, or the first of runs/MODEL-2, -3... that holds no run (and, with ``claim``, that this run took)."""
+    base = folder = Path("runs") / model
+    n = 1
+    while run_files(folder) or (folder.exists() and not folder.is_dir()) or (claim and not _claim(folder)):
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def take_folder(recipe):
+    """Claim the run's folder as the run starts (check() only chose it). A chosen folder that another run took since
+    gives way to the next free one (a note says so); a given one is taken over only with overwrite."""
+    out = Path(recipe.out)
+    if recipe.resume and out.resolve() == Path(recipe.resume).resolve().parent:
+        return recipe  # a run going on in its own folder
+    if recipe.overwrite:  # the run written over loses its claim: this one takes the folder
+        (out / CLAIM).unlink(missing_ok=True)
+    if _claim(out):
+        return recipe
+    if not recipe.out_chosen:
+        raise UsageError(f"--out {out} was taken by another run that started meanwhile: give another --out")
+    folder = _free_folder(recipe.model, claim=True)
+    print(f"note: {out} was taken by another run that started meanwhile: this one writes into {folder}",
+          file=sys.stderr)
+    return replace(recipe, out=str(folder))
+
+
+def _claim(folder):
+    """Take ``folder`` for this run: create it and its claim file, atomically (O_EXCL), so that a second run started
+    before this one's first checkpoint picks another folder. False when another run took it first."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    except OSError:  # a folder that cannot be made or written: _check_out_dir says why, in one line
+        return True
+    with os.fdopen(fd, "w") as f:
+        f.write(f'{{"pid": {os.getpid()}, "started": {time.time():.0f}}}\n')
+    return True
 
 
 def monitor_of(recipe):
@@ -271,6 +316,7 @@ def check(recipe):
     recipe = _settle_optimizer(recipe)
     if not recipe.no_plots:
         require_matplotlib("train's plots (--no-plots writes none)")
+    pick_backend(recipe.backend)  # an unusable backend is refused before a folder is taken for the run
     recipe = _settle_out(recipe)
     _check_out_dir(output_folder(recipe))
     return recipe
@@ -424,6 +470,8 @@ def run_record(recipe, seeds=None, **changes):
     order (``seeds`` after ``seed``, for several runs), with ``changes``."""
     fields = {"command": "train"}
     for key, value in dataclasses.asdict(recipe).items():
+        if key == "out_chosen":  # how the folder was found, not an option of the run
+            continue
         fields[key] = value
         if key == "seed" and seeds is not None:
             fields["seeds"] = seeds
@@ -495,6 +543,7 @@ def run_checked(recipe, seeds, data=None):
     left = nothing_left_to_train(recipe) if recipe.resume else None
     if left:
         print(f"{left}; evaluating it and writing its report")
+    recipe = take_folder(recipe)
     out = output_folder(recipe)
     results = []
     for seed in seeds:

@@ -107,9 +107,16 @@ def cmd_evaluate(args):
     report = build_report(model, SoftmaxCrossEntropy.for_model(model), to_float(x_test).astype(model.dtype), y_test,
                           class_names=DATASET.class_names)
     report.pop("_test_logits")
-    print(f"{meta['model_name']} from {checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1})")
+    print(f"{meta['model_name']} from {checkpoint} (epoch {meta['parsed'].get('epoch', -1) + 1}), on all "
+          f"{len(y_test):,} test images" + _limited_note(meta, checkpoint))
     print(format_text(report))
     return 0
+
+
+def _limited_note(meta, where):
+    """Why evaluate's figures may differ from the run's own report: the run evaluated --limit-test images only."""
+    limit = (recipe_in_checkpoint(meta, where) or {}).get("limit_test")
+    return f" (the run's own report used the first {limit:,}: --limit-test)" if limit else ""
 
 
 def cmd_predict(args):

@@ -18,8 +18,8 @@ from tinynet.experiment import (
 
 
 def recipe_from(args):
-    """The Recipe of train's parsed options (its fields are the options' names)."""
-    return Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
+    """The Recipe of train's parsed options (its fields are the options' names; out_chosen is check()'s own)."""
+    return Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe) if hasattr(args, f.name)})
 
 
 def cmd_train(args):
