@@ -94,3 +94,17 @@ def fashion():
         if os.environ.get("CI"):
             raise  # in CI the data must be there: fail loudly
         pytest.skip(f"real Fashion-MNIST not installed: {exc}")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Loading the data or training fails the test: a command's refusal of its arguments must come first."""
+    from tinynet import experiment
+    from tinynet.cli import commands
+
+    def forbidden(*a, **k):
+        raise AssertionError("the command started working before refusing its arguments")
+
+    monkeypatch.setattr(commands, "_load_data", forbidden)
+    monkeypatch.setattr(experiment, "load_data", forbidden)
+    monkeypatch.setattr("tinynet.train.fit", forbidden)

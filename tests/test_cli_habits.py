@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinynet import experiment, optional
-from tinynet.cli import commands, main
+from tinynet.cli import main
 
 cli_main = importlib.import_module("tinynet.cli.main")  # the module: the package's name main is its function
 
@@ -30,16 +30,6 @@ def one_error_line(err):
     return lines[0]
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Loading the data or training fails the test: the refusal must come first."""
-
-    def forbidden(*a, **k):
-        raise AssertionError("the command started working before refusing its arguments")
-
-    monkeypatch.setattr(commands, "_load_data", forbidden)
-    monkeypatch.setattr(experiment, "load_data", forbidden)
-    monkeypatch.setattr("tinynet.train.fit", forbidden)
 
 
 @pytest.fixture(scope="module")

@@ -161,16 +161,6 @@ def test_out_of_memory_evaluation_is_one_line(fashion, tmp_path, monkeypatch, ca
 
 
 # -- 2. argument problems are refused before any data is loaded or any training starts -----------------------------
-@pytest.fixture
-def no_work(monkeypatch):
-    """Loading the data or training fails the test: the refusal must come first."""
-
-    def forbidden(*a, **k):
-        raise AssertionError("the command started working before refusing its arguments")
-
-    monkeypatch.setattr(commands, "_load_data", forbidden)
-    monkeypatch.setattr(experiment, "load_data", forbidden)
-    monkeypatch.setattr("tinynet.train.fit", forbidden)
 
 
 def test_out_naming_an_existing_file_is_refused_up_front(tmp_path, no_work, capsys):
