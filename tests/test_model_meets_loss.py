@@ -45,6 +45,20 @@ def test_from_probabilities_is_kerass_clipped_cross_entropy_with_its_gradient(ba
     np.testing.assert_allclose(grad, np.where(inside, want, 0), rtol=1e-5)
 
 
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_float64_one_hot_rows_give_a_float32_model_float32_loss_and_gradient(backend, from_logits):
+    # np.eye gives float64 rows: the loss computes in the model's dtype, or the next matmul refuses the gradient
+    p = np.full((4, 3), 1 / 3, dtype=np.float32)
+    rows = backend.asarray(np.eye(3)[[0, 1, 2, 0]])
+    loss = SoftmaxCrossEntropy(from_logits=from_logits)
+    assert loss(backend.asarray(p), rows).dtype == np.float32 and loss.backward().dtype == np.float32
+    x, y = _data(8)
+    model = _softmax_model() if not from_logits else Sequential(_softmax_model().layers[:-1], input_shape=(1, 4, 4))
+    model.to(backend.name)
+    loss(model.forward(backend.asarray(x), training=True), backend.asarray(np.eye(3)[y]))
+    assert model.backward(loss.backward()).dtype == np.float32
+
+
 def test_the_gradient_through_the_models_softmax_passes_gradcheck(backend):
     x, y = _data(3)
     report = tinynet.gradcheck(_softmax_model().to(backend.name), x.astype(np.float64), y,

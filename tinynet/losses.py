@@ -82,45 +82,46 @@ class SoftmaxCrossEntropy:
         else:
             raise InvalidValue(f"labels must be (N,) class indices or (N, K) one-hot, got shape {tuple(labels.shape)}")
 
+    def _target(self, labels, k, dtype):
+        """(N, K) targets in ``dtype``: one-hot rows from class indices (smoothed when asked), or the given rows."""
+        if labels.ndim == 1 or self.label_smoothing:
+            return self._smoothed(labels, k, dtype)
+        return labels.astype(dtype, copy=False)  # float64 rows (np.eye's) for a float32 model: its dtype, not theirs
+
     def forward(self, logits, labels, totals=None):
         """The batch's mean loss (a 0-d array); ``logits`` (N, K) are probabilities when from_logits is False."""
         self._check(logits, labels)
-        if not self.from_logits:
-            return self._from_probabilities(logits, labels, totals)
-        if self.label_smoothing:
-            labels = self._smoothed(labels, logits.shape[1], logits.dtype)
-        if labels.ndim == 1:
+        if self.from_logits and labels.ndim == 1 and not self.label_smoothing:  # the fused kernel
             if labels.dtype != np.int64:
                 labels = labels.astype(np.int64)
             rows, self.dlogits = kernels.softmax_cross_entropy(logits, labels, totals)
             return rows.mean()
+        n = logits.dtype.type(logits.shape[0])
+        target = self._target(labels, logits.shape[1], logits.dtype)
+        rows = (self._from_logits if self.from_logits else self._from_probabilities)(logits, target, n)
+        if totals is not None:
+            truth = labels if labels.ndim == 1 else labels.argmax(axis=1)
+            totals[0] += rows.sum(dtype=np.float64)
+            totals[1] += (logits.argmax(axis=1) == truth).sum()
+        return rows.sum() / n
+
+    def _from_logits(self, logits, target, n):
+        """Each row's loss against soft targets; dlogits = (softmax - target) / n."""
         xp = get_backend().xp
         z = logits - logits.max(axis=1, keepdims=True)
         e = xp.exp(z)
         total = e.sum(axis=1, keepdims=True)
-        n = logits.dtype.type(logits.shape[0])
-        soft = labels.astype(logits.dtype)
-        self.dlogits = (e / total - soft) / n
-        rows = -(soft * (z - xp.log(total))).sum(axis=1)
-        if totals is not None:
-            totals[0] += rows.sum(dtype=np.float64)
-            totals[1] += (logits.argmax(axis=1) == labels.argmax(axis=1)).sum()
-        return rows.sum() / n
+        self.dlogits = (e / total - target) / n
+        return -(target * (z - xp.log(total))).sum(axis=1)
 
-    def _from_probabilities(self, p, labels, totals):
+    def _from_probabilities(self, p, target, n):
+        """Each row's loss against probabilities clipped to Keras's [eps, 1 - eps]; dlogits = d loss / d p."""
         xp = get_backend().xp
-        n, k = p.shape
-        target = self._smoothed(labels, k, p.dtype) if labels.ndim == 1 or self.label_smoothing else labels
         eps = p.dtype.type(PROBABILITY_CLIP)
         clipped = xp.clip(p, eps, 1 - eps)
-        rows = -(target * xp.log(clipped)).sum(axis=1)
         inside = (p >= eps) & (p <= 1 - eps)
-        self.dlogits = xp.where(inside, -target / clipped, p.dtype.type(0)) / p.dtype.type(n)  # d loss / d p
-        if totals is not None:
-            label = labels if labels.ndim == 1 else labels.argmax(axis=1)
-            totals[0] += rows.sum(dtype=np.float64)
-            totals[1] += (p.argmax(axis=1) == label).sum()
-        return rows.sum() / p.dtype.type(n)
+        self.dlogits = xp.where(inside, -target / clipped, p.dtype.type(0)) / n
+        return -(target * xp.log(clipped)).sum(axis=1)
 
     def backward(self):
         """d loss / d (the loss's input): the logits' gradient, or the probabilities' with from_logits=False."""
