@@ -118,6 +118,28 @@ def test_the_resume_command_printed_on_ctrl_c_gives_the_uninterrupted_run_bit_fo
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # weights and optimizer state
 
 
+def test_ctrl_c_names_the_folder_the_run_took_when_another_run_took_the_chosen_one(fashion, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from tinynet.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, epoch, logs, run):
+            raise KeyboardInterrupt
+
+    def another_run_starts(root=None):  # while this run loads its data, another takes the folder check() chose
+        experiment.take_folder(experiment.check(experiment.Recipe(no_plots=True)))
+        return load_data(root)
+
+    load_data, callbacks_for = experiment.load_data, experiment.callbacks_for
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(experiment, "load_data", another_run_starts)
+    monkeypatch.setattr(experiment, "callbacks_for", lambda *a: [*callbacks_for(*a), CtrlC()])
+    assert main(["train", "--epochs", "2", "--limit-train", "64", "--limit-test", "32", "--backend", "numpy",
+                 "--no-plots", "--quiet"]) == 130
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith("tinynet train --resume runs/cnn_dropout02-2/last.safetensors"), last
+
+
 def _tensors(path):
     """Every tensor of the checkpoint ``path``, by name."""
     from tinynet.checkpoint import read_checkpoint

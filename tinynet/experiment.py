@@ -531,9 +531,11 @@ def run_seeds(recipe, seeds, data=None):
     return run_checked(check(recipe), seeds, data)
 
 
-def run_checked(recipe, seeds, data=None):
+def run_checked(recipe, seeds, data=None, on_folder=None):
     """run_seeds for a recipe check() returned (its output folder settled: tinynet train says where it writes
-    before it starts). A full disk raises DiskFull, naming the file and the checkpoint that survived."""
+    before it starts). ``on_folder`` is called with the folder the run takes, before its first epoch: another run
+    may have taken the one check() chose (tinynet train's resume hint looks there). A full disk raises DiskFull,
+    naming the file and the checkpoint that survived."""
     code = provenance.git_state()  # the code this process loaded: a commit made while it trains is not its code
     started = time.time()
     backend = pick_backend(recipe.backend)
@@ -545,6 +547,8 @@ def run_checked(recipe, seeds, data=None):
         print(f"{left}; evaluating it and writing its report")
     recipe = take_folder(recipe)
     out = output_folder(recipe)
+    if on_folder is not None:
+        on_folder(out)
     results = []
     for seed in seeds:
         one = replace(recipe, seed=seed)

@@ -38,7 +38,11 @@ def cmd_train(args):
             return 0
     recipe = check(recipe)
     args.out = recipe.out
-    run_checked(recipe, args.seeds or [recipe.seed])
+
+    def taken(folder):  # another run may have taken check()'s folder meanwhile: this run writes into the next one
+        args.out = str(folder)
+
+    run_checked(recipe, args.seeds or [recipe.seed], on_folder=taken)
     return 0
 
 
