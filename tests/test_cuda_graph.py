@@ -212,8 +212,24 @@ def _eager_like_the_graph():
     return cupy_gpu.own_gemm()
 
 
-def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(cp):
+def _count_captures(monkeypatch):
+    """A list that grows by one per graph fit captured (CapturedStep._capture that succeeded)."""
+    from tinynet.cuda_graph import CapturedStep
+
+    captured, capture = [], CapturedStep._capture
+
+    def counted(self):
+        ok = capture(self)
+        captured.extend([ok] if ok else [])
+        return ok
+
+    monkeypatch.setattr(CapturedStep, "_capture", counted)
+    return captured
+
+
+def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(cp, monkeypatch):
     """The issue's criterion: two epochs of the course CNN, captured as a graph by default, end at NumPy's weights."""
+    captured = _count_captures(monkeypatch)
     rng = np.random.default_rng(0)
     x, y = rng.random((192, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 192)
     weights = {}
@@ -222,6 +238,7 @@ def test_default_fit_trains_cnn_dropout02_to_the_numpy_weights(cp):
         h, _ = _fit(model, x, y, batch_size=64)  # 3 full batches an epoch: fit captures the step by default
         weights[name] = {k: host(p.data) for k, p in model.named_arrays().items()}
         assert np.isfinite(h.history["loss"]).all()
+    assert len(captured) == 2  # by default, and once per epoch (the learning rate may change between epochs)
     if getattr(cp, "IS_STANDIN", False):  # the products of the captured steps were tinynet's kernel's
         assert cp.launches_by_name.get("gemm<float>", 0) > 0
     for k, w in weights["numpy"].items():
@@ -271,6 +288,7 @@ def test_a_capture_that_fails_falls_back_to_plain_steps_with_one_warning(cp, bad
         if graph:
             text = str(fallbacks[0].message)
             assert "could not be captured as a CUDA graph" in text and "\n" not in text
+            assert fallbacks[0].filename == __file__  # it points at the user's fit() call, not inside tinynet
             assert ("D2H transfers are disallowed" if bad_layer is HostReadingReLU else "cudaErrorStream") in text
         results.append((h.history["loss"], _state(model, opt)))
     _same_runs(cp, *results)  # the failed capture ran nothing: the same steps as a plain run
@@ -314,15 +332,17 @@ class ReplaceArrays(Callback):
 
 
 @pytest.mark.parametrize("what", ["parameters", "optimizer moments", "dropout counter"])
-def test_the_graph_is_captured_again_when_an_array_it_updates_is_replaced(cp, what):
+def test_the_graph_is_captured_again_when_an_array_it_updates_is_replaced(cp, what, monkeypatch):
     """A replay after the swap would update the old arrays, which nothing reads any more: the weights would stop
     changing, or a checkpoint would save stale moments and dropout counters, without a word. Captured again, the
     run leaves exactly what the plain one leaves."""
     x, y = tiny_data(160)
+    captured = _count_captures(monkeypatch)
     results = []
     for graph in (True, False):
         model = tiny_model(0).to("cupy")
         with _eager_like_the_graph():
             h, opt = _fit(model, x, y, epochs=1, cuda_graph=graph, sync_every=1, callbacks=[ReplaceArrays(what)])
         results.append((h.history["loss"], _state(model, opt)))
+    assert len(captured) == 2  # the epoch's capture, and again after the swap
     _same_runs(cp, *results)

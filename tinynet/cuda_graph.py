@@ -12,7 +12,7 @@ BatchNorm's running statistics (all updated in place), and the loss totals. Host
 values fixed at capture time (the learning rate, set per epoch) are why the step is
 captured again at the start of every epoch; a parameter, optimizer or layer buffer
 replaced by a new array (a checkpoint loaded by a callback, say) is why it is
-captured again before a replay that would update the old one.
+captured again after callbacks that did so, before a replay would update the old one.
 
 What a capture may not do, CuPy and CUDA refuse: cuBLAS calls (CuPy's guard in
 cupy_backends/cuda/libs/cublas.pyx), host transfers and synchronisation. So the whole
@@ -50,13 +50,14 @@ class CapturedStep:
 
     ``train_step(xb, yb)`` is the step to capture; it must not read anything back
     to the host. ``buffers()`` lists the arrays the step reads or updates in place
-    and that outlive it (parameters, optimizer and layer state): the graph is replayed
-    only while they are the very arrays it captured. Batches of ``batch_size`` rows
+    and that outlive it (parameters, optimizer and layer state): after callbacks ran
+    (:meth:`callbacks_ran`), the graph is replayed only if they are still the very
+    arrays it captured. Batches of ``batch_size`` rows
     replay the graph; a shorter last batch runs the step directly. ``replays`` counts
     graph replays; ``failure`` says why capturing failed, if it did.
     """
 
-    def __init__(self, train_step, backend, batch_size, x_shape, dtype, augment=None, buffers=list):
+    def __init__(self, train_step, backend, batch_size, x_shape, dtype, augment=None, buffers=None):
         self.train_step, self.backend, self.batch_size, self.augment = train_step, backend, batch_size, augment
         self.buffers = buffers
         xp = self.xp = backend.xp
@@ -99,21 +100,27 @@ class CapturedStep:
         self.xp.take(yd, idx, axis=0, out=self.y)
         if self.augment is not None:  # drawn on the host: outside the graph, into the graph's input buffer
             self.x[...] = self.augment(self.x)
-        if not self.warm:  # the first step compiles the kernels and allocates the optimizer's state: not capturable
+        if not self.warm:  # the first step compiles the kernels (nvrtc, a module load): not capturable
             self.warm = True
             return self.train_step(self.x, self.y)
-        if self.graph is not None and not self._same_buffers():
-            self.graph = None  # the graph would update arrays nobody holds any more
         if self.graph is None and not self._capture():
             return self.train_step(self.x, self.y)  # capturing failed: this step, and the rest, run plainly
         self.graph.launch(stream=self.stream)
         self.replays += 1
         return self.value
 
-    def _same_buffers(self):
+    def callbacks_ran(self):
+        """Capture again before the next replay if a callback replaced an array the graph updates in place: a replay
+        would update the old one, which nothing reads any more. Only callbacks can (fit runs them every sync_every
+        steps), so this is checked after them, not before every replay: listing deep_bn_cnn's ~140 arrays costs
+        ~75 us, host time the graph exists to save."""
+        if self.graph is None or self.buffers is None:
+            return
         now = self.buffers()
-        return len(now) == len(self.captured_buffers) and all(
+        same = len(now) == len(self.captured_buffers) and all(
             a is b for a, b in zip(now, self.captured_buffers, strict=True))
+        if not same:
+            self.graph = None
 
     def _capture(self):
         """Record the step without running it (the launch that follows runs it); False if it could not be."""
@@ -131,13 +138,14 @@ class CapturedStep:
                 self.graph = self.stream.end_capture()
             except Exception as exc:
                 return self._fall_back(exc)
-        self.captured_buffers = tuple(self.buffers())
+        self.captured_buffers = () if self.buffers is None else tuple(self.buffers())
         return True
 
     def _fall_back(self, exc):
         self.failure = f"{type(exc).__name__}: {exc}"
         warnings.warn(f"the training step could not be captured as a CUDA graph ({self.failure}); training goes on "
-                      "with plain steps, slower but the same numbers", GraphCaptureWarning, stacklevel=5)
+                      "with plain steps, slower but the same numbers", GraphCaptureWarning,
+                      stacklevel=7)  # _fall_back < _capture < __call__ < train_epoch < _epoch < fit < the user's call
         return False
 
     def _end_failed_capture(self):

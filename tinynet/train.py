@@ -165,7 +165,7 @@ def _stepper(model, loss, optimizer, backend, batch_size, n, cuda_graph, totals,
     from .cuda_graph import CapturedStep
 
     def buffers():  # what the graph updates in place: it is replayed only while these are the arrays it captured
-        return [*model.persistent_arrays(), *optimizer.persistent_arrays(), totals]
+        return [*model.persistent_arrays(), *optimizer.persistent_arrays()]
 
     step = CapturedStep(lambda xb, yb: train_step(model, loss, optimizer, xb, yb, totals), backend, batch_size,
                         model.input_shape, model.dtype, augment, buffers)
@@ -264,6 +264,8 @@ def train_epoch(run, step, xd, yd, totals, batch_size, shuffle, callbacks, bar):
             logs = {"loss": float(value)}
             for c in callbacks:
                 c.on_batch_end(i, logs, run)
+            if hasattr(step, "callbacks_ran"):  # a captured step: one may have replaced an array the graph updates
+                step.callbacks_ran()
             loss_sum, correct = to_numpy(totals)
             seen = min((i + 1) * batch_size, n)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
