@@ -85,14 +85,11 @@ def implementation(backend=None):
     name = get_backend(backend).name
     if name == "numba":
         from . import numba_cpu as module
-    elif name == "cupy":
+    elif name == "cupy":  # looked up each time: the tests' CuPy stand-in replaces this module in sys.modules
         from . import cupy_gpu as module
     else:
         from . import numpy_ref as module
     return module
-
-
-_impl = implementation
 
 
 # -- convolution ---------------------------------------------------------------------------------------------------
@@ -101,7 +98,7 @@ def im2col(x, kh, kw, stride, pads):
     _array(x, "im2col input", 4)
     kh, kw, stride, pads = _window(kh, kw, stride, pads)
     output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
-    return _impl().im2col(x, kh, kw, stride, pads)
+    return implementation().im2col(x, kh, kw, stride, pads)
 
 
 def col2im(cols, x_shape, kh, kw, stride, pads):
@@ -113,7 +110,7 @@ def col2im(cols, x_shape, kh, kw, stride, pads):
     if tuple(cols.shape) != (c * kh * kw, n * oh * ow):
         raise InvalidValue(f"col2im columns must have shape {(c * kh * kw, n * oh * ow)} for x_shape {(n, c, h, w)}, "
                          f"got {tuple(cols.shape)}")
-    return _impl().col2im(cols, (n, c, h, w), kh, kw, stride, pads)
+    return implementation().col2im(cols, (n, c, h, w), kh, kw, stride, pads)
 
 
 def matmul(a, b):
@@ -129,7 +126,7 @@ def matmul(a, b):
     if a.shape[1] != b.shape[0]:
         raise InvalidValue(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: the inner sizes {a.shape[1]} and "
                          f"{b.shape[0]} differ")
-    return _impl().matmul(a, b)
+    return implementation().matmul(a, b)
 
 
 def gemm_to_nchw(out, bias, n, oh, ow):
@@ -142,13 +139,13 @@ def gemm_to_nchw(out, bias, n, oh, ow):
                          f"(F, {n * oh * ow}) and (F,)")
     if bias.dtype != out.dtype:
         raise InvalidType(f"bias is {bias.dtype} but the conv output is {out.dtype}")
-    return _impl().gemm_to_nchw(out, bias, n, oh, ow)
+    return implementation().gemm_to_nchw(out, bias, n, oh, ow)
 
 
 def nchw_to_gemm(y):
     """(N, F, OH, OW) -> contiguous (F, N*OH*OW): the layout the backward GEMMs want."""
     _array(y, "conv gradient", 4)
-    return _impl().nchw_to_gemm(y)
+    return implementation().nchw_to_gemm(y)
 
 
 def _conv_weights(x, W, what):
@@ -172,7 +169,7 @@ def conv_direct_pays(x_shape, w_shape, stride, pads):
     if len(w_shape) != 4:
         raise InvalidValue(f"conv_direct_pays needs weights (F, C, KH, KW), got {w_shape}")
     _, _, stride, pads = _window(w_shape[2], w_shape[3], stride, pads)
-    return bool(_impl().conv_direct_pays(x_shape, w_shape, stride, pads))
+    return bool(implementation().conv_direct_pays(x_shape, w_shape, stride, pads))
 
 
 def conv_direct_forward(x, W, b, pads):
@@ -185,7 +182,7 @@ def conv_direct_forward(x, W, b, pads):
     if tuple(b.shape) != (W.shape[0],):
         raise InvalidValue(f"convolution bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
     pads, _ = _direct_output_hw(x, W, pads)
-    return _impl().conv_direct_forward(x, W, b, pads)
+    return implementation().conv_direct_forward(x, W, b, pads)
 
 
 def conv_direct_backward(dy, x, W, pads, input_grad=True):
@@ -202,7 +199,7 @@ def conv_direct_backward(dy, x, W, pads, input_grad=True):
                          f"{tuple(W.shape)}, got {tuple(dy.shape)}")
     if not isinstance(input_grad, bool):
         raise InvalidType(f"input_grad must be True or False, got {input_grad!r}")
-    return _impl().conv_direct_backward(dy, x, W, pads, input_grad)
+    return implementation().conv_direct_backward(dy, x, W, pads, input_grad)
 
 
 # -- pooling -------------------------------------------------------------------------------------------------------
@@ -213,7 +210,7 @@ def maxpool_forward(x, kh, kw, stride, pads):
     if kh * kw > 127:
         raise InvalidValue(f"a {kh}x{kw} window has more positions than an int8 argmax can index (127)")
     output_hw(x.shape[2], x.shape[3], kh, kw, stride, pads)
-    return _impl().maxpool_forward(x, kh, kw, stride, pads)
+    return implementation().maxpool_forward(x, kh, kw, stride, pads)
 
 
 def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
@@ -226,14 +223,14 @@ def maxpool_backward(dy, argmax, x_shape, kh, kw, stride, pads):
     if tuple(dy.shape) != (n, c, oh, ow) or tuple(argmax.shape) != (n, c, oh, ow):
         raise InvalidValue(f"max-pool gradient {tuple(dy.shape)} and argmax {tuple(argmax.shape)} must both be "
                          f"{(n, c, oh, ow)} for x_shape {(n, c, h, w)}")
-    return _impl().maxpool_backward(dy, argmax, (n, c, h, w), kh, kw, stride, pads)
+    return implementation().maxpool_backward(dy, argmax, (n, c, h, w), kh, kw, stride, pads)
 
 
 # -- elementwise ---------------------------------------------------------------------------------------------------
 def relu_forward(x):
     """max(x, 0), same shape and dtype; NaN passes through."""
     _array(x, "ReLU input")
-    return _impl().relu_forward(x)
+    return implementation().relu_forward(x)
 
 
 def relu_backward(dy, y):
@@ -242,7 +239,7 @@ def relu_backward(dy, y):
     _array(dy, "ReLU gradient")
     _array(y, "ReLU output")
     _same(y, dy, "the ReLU output", "the ReLU gradient")
-    return _impl().relu_backward(dy, y)
+    return implementation().relu_backward(dy, y)
 
 
 def dropout(x, seed, calls, rate):
@@ -262,7 +259,7 @@ def dropout(x, seed, calls, rate):
         raise InvalidValue(f"dropout seed must be below 2**64, got {seed}")
     if not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise InvalidValue(f"dropout rate must be in [0, 1), got {rate!r}")
-    return _impl().dropout(x, seed, calls, float(rate))
+    return implementation().dropout(x, seed, calls, float(rate))
 
 
 def adam_update(p, g, m, v, t, lr, b1, b2, eps):
@@ -285,7 +282,7 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps):
             raise InvalidValue(f"{what} must be in [0, 1), got {b!r}")
     if not isinstance(eps, numbers.Real) or not eps > 0:
         raise InvalidValue(f"eps must be > 0, got {eps!r}")
-    return _impl().adam_update(p, g, m, v, t, lr, float(b1), float(b2), float(eps))
+    return implementation().adam_update(p, g, m, v, t, lr, float(b1), float(b2), float(eps))
 
 
 # -- batch normalisation ------------------------------------------------------------------------------------------
@@ -314,7 +311,7 @@ def batchnorm_forward(x, gamma, beta, eps):
     _per_channel_vectors(x, gamma=gamma, beta=beta)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < float("inf"):
         raise InvalidValue(f"BatchNorm eps must be a finite number > 0, got {eps!r}")
-    return _impl().batchnorm_forward(x, gamma, beta, float(eps))
+    return implementation().batchnorm_forward(x, gamma, beta, float(eps))
 
 
 def batchnorm_backward(dy, xhat, gamma, inv_std):
@@ -323,7 +320,7 @@ def batchnorm_backward(dy, xhat, gamma, inv_std):
     _array(xhat, "BatchNorm xhat")
     _same(dy, xhat, "the BatchNorm gradient", "xhat")
     _per_channel_vectors(dy, gamma=gamma, inv_std=inv_std)
-    return _impl().batchnorm_backward(dy, xhat, gamma, inv_std)
+    return implementation().batchnorm_backward(dy, xhat, gamma, inv_std)
 
 
 # -- the loss ------------------------------------------------------------------------------------------------------
@@ -344,4 +341,4 @@ def softmax_cross_entropy(logits, labels, totals=None):
         check_array(totals, "loss totals")
         if totals.dtype != np.float64 or tuple(totals.shape) != (2,):
             raise InvalidType(f"loss totals must be float64 of shape (2,), got {totals.dtype} {tuple(totals.shape)}")
-    return _impl().softmax_cross_entropy(logits, labels, totals)
+    return implementation().softmax_cross_entropy(logits, labels, totals)
