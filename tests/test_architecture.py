@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1] / "tinynet"
 # Bottom to top. A module may import from its own layer (no circles: checked below) and from the layers under it.
 LAYERS = {
     "leaves": ["arrays", "geometry", "counter_rng", "history", "exceptions", "optional", "parameter", "init",
-               "cpu_threads", "atomic_files", "safetensors_format", "plots"],
-    "backend and checks": ["backend", "checks", "provenance", "images"],
+               "cpu_threads", "atomic_files", "safetensors_format"],
+    "backend and checks": ["backend", "checks", "provenance", "images", "plots"],
     "kernels": ["kernels.numpy_ref", "kernels.naive", "kernels.numba_conv", "kernels.numba_pool",
                 "kernels.numba_elementwise", "kernels.numba_batchnorm", "kernels.numba_cpu", "kernels.cupy_gpu",
                 "kernels", "padding"],

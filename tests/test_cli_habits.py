@@ -226,10 +226,23 @@ def test_a_full_disk_writing_the_report_names_the_file_and_the_last_checkpoint(f
 def test_a_full_disk_before_any_checkpoint_says_none_survived(fashion, tmp_path, monkeypatch, capsys):
     from tinynet import checkpoint
 
-    monkeypatch.setattr(checkpoint, "write_atomically", lambda path, write, check=None: _no_space())
+    write_atomically = checkpoint.write_atomically
+    monkeypatch.setattr(checkpoint, "write_atomically", lambda path, write, check=None: write_atomically(path, _no_space))
     assert main(["train", *QUICK, "--out", str(tmp_path / "run")]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert f"while writing {tmp_path / 'run' / 'best.safetensors'}; no checkpoint was fully written" in line
+
+
+def test_a_full_disk_blames_only_a_file_being_written(tmp_path, monkeypatch):
+    """summary.json is written; then printing the line that says so fails (stdout goes to a file on the full disk):
+    the message must not name summary.json, which is whole."""
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(test_accuracy=0.9, test_loss=0.3, seed=0, summary=dict)
+    monkeypatch.setattr(experiment, "print", _no_space, raising=False)  # the module's print, not the builtin
+    with pytest.raises(experiment.DiskFull) as err, experiment._naming_a_full_disk(tmp_path, 0, None):
+        experiment._write_summary(experiment.Recipe(), [0, 1], [result, result], tmp_path, {})
+    assert (tmp_path / "summary.json").is_file() and "summary.json" not in str(err.value)
 
 
 def test_other_os_errors_are_not_called_a_full_disk(tmp_path):

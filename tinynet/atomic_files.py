@@ -11,6 +11,7 @@ remove those whose process is provably gone, and leave alone those of writers st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -36,6 +37,18 @@ def writer_tag():
     return f"{zlib.crc32(where.encode()):08x}-{os.getpid()}"
 
 
+@contextlib.contextmanager
+def writing(path):
+    """Tag an OSError raised inside with the file being written, as ``exc.writing``: a write() that fails (a full
+    disk) names no file, and the one that tells the user (experiment's DiskFull) should. The innermost tag wins."""
+    try:
+        yield
+    except OSError as exc:
+        if getattr(exc, "writing", None) is None:
+            exc.writing = str(path)
+        raise
+
+
 def write_atomically(path, write, check=None):
     """Replace ``path`` (whose folder must exist) with what ``write(file)`` writes into a binary file, atomically.
 
@@ -44,19 +57,20 @@ def write_atomically(path, write, check=None):
     """
     path = Path(path)
     _sweep_dead_temp_files(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file at path
-        if check is not None:
-            check(Path(tmp))
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; keep the user's usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):  # a temp file's error (a full disk) names the file the user asked for
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file at path
+            if check is not None:
+                check(Path(tmp))
+            os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; keep the user's usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

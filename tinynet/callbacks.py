@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .arrays import to_numpy
+from .atomic_files import writing
 from .checks import integer, real
 from .exceptions import InvalidValue, TinynetError
 
@@ -215,12 +216,12 @@ class CSVLogger(Callback):
                                  "give CSVLogger another file, or append=False to replace it")
             rows = [r for r in old[1:] if r and (not done or (r[0].isdigit() and int(r[0]) < done))]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as f:
+        with writing(self.path), open(self.path, "w", newline="") as f:
             csv.writer(f).writerows([self.columns, *rows])
 
     def on_epoch_end(self, epoch, logs, run):
         h = run.history.history  # logs with NaN for what this run does not have (no validation, say)
-        with open(self.path, "a", newline="") as f:
+        with writing(self.path), open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([epoch, *(repr(float(h[k][-1])) for k in self.columns[1:])])
 
 

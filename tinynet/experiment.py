@@ -35,7 +35,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +43,7 @@ import numpy as np
 
 from tinynet import models, optional, provenance
 from tinynet import train as training  # training.fit is looked up when called: tests stand in for it
+from tinynet.atomic_files import writing
 from tinynet.backend import get_backend, use_backend
 from tinynet.callbacks import (
     CSVLogger,
@@ -567,21 +567,6 @@ class DiskFull(TinynetError, OSError):
     written and the checkpoint that survived."""
 
 
-_PACKAGE = Path(__file__).resolve().parent
-
-
-def _file_being_written(exc):
-    """The file a failed write was writing. tinynet's writers (save_checkpoint, write_atomically, write_outputs,
-    the plots, CSVLogger) hold it as ``path`` or ``self.path``: the innermost such frame inside tinynet on the
-    error's way names it; else the error's own filename (None when it has none)."""
-    named = None
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        if Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE):
-            here = frame.f_locals.get("path", getattr(frame.f_locals.get("self"), "path", None))
-            named = here if isinstance(here, (str, os.PathLike)) else named
-    return str(named) if named is not None else exc.filename
-
-
 def checkpoints_written_since(folder, started):
     """The last.safetensors files under ``folder`` (its own, its seedN/ ones) written since the time ``started``,
     newest first (2 s of slack: coarse file clocks)."""
@@ -613,7 +598,7 @@ def _naming_a_full_disk(folder, started, resumed):
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        file = _file_being_written(exc) or f"a file in {folder}"
+        file = getattr(exc, "writing", None) or exc.filename or f"a file in {folder}"  # atomic_files.writing's tag
         raise DiskFull(f"{os.strerror(exc.errno).lower()} while writing {file}; "
                        f"{_survivor(folder, started, resumed)}") from exc
 
@@ -627,7 +612,8 @@ def _write_summary(recipe, seeds, results, out, code):
                "test_loss": {"mean": float(loss.mean()), "std": float(loss.std(ddof=1))},
                "run": provenance.record(run_record(recipe, seeds=seeds), git=code)}
     path = out / "summary.json"
-    path.write_text(provenance.strict_json(summary, indent=2))
+    with writing(path):
+        path.write_text(provenance.strict_json(summary, indent=2))
     per_seed = ", ".join(f"seed {r.seed}: {r.test_accuracy:.2%}" for r in results)
     print(f"\n{recipe.model} over {len(seeds)} seeds: test accuracy {acc.mean():.2%} ± {acc.std(ddof=1):.2%} "
           f"(mean ± standard deviation; {per_seed}); wrote {path}")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import writing
+
 RIGHT, WRONG, TRUE, OTHER = "tab:green", "tab:red", "tab:green", "tab:gray"
 INVERTED = "drawn dark on white; the data is light on black"
 
@@ -34,7 +36,8 @@ def file_formats():
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with writing(path):
+        fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
 

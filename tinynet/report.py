@@ -8,6 +8,7 @@ import numpy as np
 
 from . import metrics
 from .arrays import to_numpy
+from .atomic_files import writing
 from .exceptions import InvalidValue
 from .layers.softmax import softmax
 from .provenance import strict_json
@@ -86,7 +87,8 @@ def write_outputs(out_dir, report, history, info, x_test_u8, y_test, x_train_u8=
         test=report["test"], train=report.get("train"), class_names=names,
     )
     path = out_dir / "metrics.json"
-    path.write_text(strict_json(data, indent=2))  # strict JSON: NaN (val_loss without validation) is null
+    with writing(path):
+        path.write_text(strict_json(data, indent=2))  # strict JSON: NaN (val_loss without validation) is null
     written = [path]
     if plots:
         written += write_plots(out_dir, report, logits, history, x_test_u8, y_test, x_train_u8, y_train, label_smoothing)
